@@ -1,0 +1,64 @@
+"""Checks run before swift is launched: everything that can fail on CPU fails here, with a fix.
+
+This is the hook train.py calls; the dataset checks of data_tools plug in here.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
+_SAMPLE = re.compile(r"#\d+$")      # swift's `path#N` sampling suffix
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str   # "error" | "warning"
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: {self.message}"
+
+
+def local_dataset_path(entry: str) -> Path | None:
+    """The file a dataset entry names, or None for a hub id (org/name[:subset][#N])."""
+    bare = _SAMPLE.sub("", entry)
+    p = Path(bare).expanduser()
+    if p.suffix.lower() in LOCAL_SUFFIXES or bare.startswith(("/", "./", "../", "~")) or p.exists():
+        return p
+    return None
+
+
+def check_datasets(data: dict[str, Any], recipe_file: str, pending: set[str]) -> list[Finding]:
+    findings = []
+    for key in ("dataset", "val_dataset"):
+        for entry in data.get(key) or []:
+            path = local_dataset_path(entry)
+            if path is None or entry in pending:
+                continue
+            if not path.is_file():
+                findings.append(Finding("error", f"{recipe_file}: {key}",
+                                        f"dataset file {entry!r} not found (resolved to {path.resolve()}); "
+                                        f"fix the path, or convert your data with `python -m data_tools convert`"))
+    return findings
+
+
+def check_output_dir(data: dict[str, Any], recipe_file: str) -> list[Finding]:
+    out = Path(data.get("output_dir", "output"))
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return [Finding("error", f"{recipe_file}: output_dir", f"{probe} exists and is not a directory")]
+    if not os.access(probe, os.W_OK):
+        return [Finding("error", f"{recipe_file}: output_dir", f"{probe} is not writable")]
+    return []
+
+
+def run(data: dict[str, Any], recipe_file: str, pending: set[str] = frozenset()) -> list[Finding]:
+    """All preflight findings for a recipe whose builtin refs are resolved (`pending`: not built yet)."""
+    return check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)

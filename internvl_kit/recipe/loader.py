@@ -1,0 +1,124 @@
+"""Resolve a recipe: follow `extends:` (deep merge, cycles reported), then apply key=value overrides."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Problem, RecipeError
+from .schema import subschema
+from .yaml_io import KeyPath, load_yaml, parse_scalar
+
+CLI = "command line"
+
+
+@dataclass
+class Resolved:
+    data: dict[str, Any]
+    origins: dict[KeyPath, tuple[str, int | None]] = field(default_factory=dict)  # key -> (source, line)
+    chain: list[Path] = field(default_factory=list)                              # base first, leaf last
+
+    def where(self, path: KeyPath) -> tuple[str, int | None]:
+        """Source and line of the nearest key on path that has one."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origins:
+                return self.origins[path[:n]]
+        return (str(self.chain[-1]) if self.chain else CLI, None)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else in `over` replaces what `base` had."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_file(path: Path, stack: list[Path], problems: list[Problem], res: Resolved) -> dict[str, Any]:
+    path = path.resolve()
+    if path in stack:
+        cycle = " -> ".join(str(p) for p in stack[stack.index(path):] + [path])
+        problems.append(Problem(str(stack[-1]), None, "extends", f"inheritance cycle: {cycle}"))
+        return {}
+    data, lines = load_yaml(path)
+    parents = data.pop("extends", None)
+    merged: dict[str, Any] = {}
+    if parents is not None:
+        line = lines.get(("extends",))
+        if isinstance(parents, str):
+            parents = [parents]
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            problems.append(Problem(str(path), line, "extends",
+                                    f"expected a file name or a list of them, got {parents!r}"))
+            parents = []
+        for parent in parents:
+            ppath = (path.parent / parent)
+            if not ppath.is_file():
+                problems.append(Problem(str(path), line, "extends",
+                                        f"parent recipe {parent!r} not found (looked for {ppath})"))
+                continue
+            merged = deep_merge(merged, _resolve_file(ppath, stack + [path], problems, res))
+    res.chain.append(path)
+    for key, ln in lines.items():
+        res.origins[key] = (str(path), ln)
+    return deep_merge(merged, data)
+
+
+def _typed_value(path: KeyPath, raw: str) -> Any:
+    """Parse an override value by the type the schema declares for that key."""
+    sub = subschema(path) or {}
+    kind = sub.get("type")
+    if kind == "string":
+        return raw
+    if kind == "array":
+        if raw.strip().startswith("["):
+            value = parse_scalar(raw)
+            items = (sub.get("items") or {}).get("type")
+            return [str(v) if items == "string" and v is not None else v for v in value] \
+                if isinstance(value, list) else value
+        return [raw]
+    return parse_scalar(raw)
+
+
+def apply_overrides(res: Resolved, overrides: list[str], problems: list[Problem]) -> None:
+    """`key=value` sets (dotted keys reach nested mappings); `~key` deletes."""
+    for arg in overrides:
+        if arg.startswith("~"):
+            path = tuple(arg[1:].split("."))
+            node = res.data
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or path[-1] not in node:
+                problems.append(Problem(CLI, None, arg[1:], f"cannot delete {arg[1:]!r}: the recipe does not set it"))
+            else:
+                del node[path[-1]]
+            continue
+        key, sep, raw = arg.partition("=")
+        if not sep or not key or any(not p for p in key.split(".")):
+            problems.append(Problem(CLI, None, "", f"override {arg!r} is not key=value (or ~key to delete)"))
+            continue
+        path = tuple(key.split("."))
+        try:
+            value = _typed_value(path, raw)
+        except Exception as e:  # noqa: BLE001 - yaml raises several types; all mean "unparseable"
+            problems.append(Problem(CLI, None, key, f"cannot parse value {raw!r}: {e}"))
+            continue
+        node = res.data
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+        res.origins[path] = (CLI, None)
+
+
+def resolve(path: str | Path, overrides: list[str] | None = None) -> Resolved:
+    """Load path with its parents and overrides; raises RecipeError listing every problem found."""
+    problems: list[Problem] = []
+    res = Resolved(data={})
+    res.data = copy.deepcopy(_resolve_file(Path(path), [], problems, res))
+    apply_overrides(res, list(overrides or []), problems)
+    if problems:
+        raise RecipeError(problems)
+    return res

@@ -1,0 +1,130 @@
+"""Check a resolved recipe against the schema and the rules the schema cannot express."""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .errors import Problem
+from .loader import Resolved
+from .schema import known_keys, schema, subschema
+
+# Which templates belong to which swift model_type (facts: ms-swift 4.6 registry).
+TEMPLATES_BY_MODEL_TYPE = {
+    "internvl": ("internvl_hf",),
+    "internvl_chat": ("internvl2_5", "internvl3_5", "internvl3_5_gpt"),
+}
+HF_TEMPLATE = "internvl_hf"
+# Knobs the -HF processor path has no way to honour: refused rather than silently ignored.
+HF_REFUSED_KNOBS = {
+    "input_size": "the -HF processor's tile size is fixed by the checkpoint's preprocessor config",
+    "video_max_num": "the -HF video processor always uses one tile per frame",
+    "video_segments": "the -HF video processor samples frames by its own settings",
+}
+SECRET_HINTS = ("token", "secret", "password", "api_key")
+LORA_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "use_rslora", "use_dora")
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _bounds(sch: dict[str, Any]) -> str:
+    parts = []
+    for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if k in sch:
+            parts.append(f"{op} {sch[k]}")
+    if "multipleOf" in sch:
+        parts.append(f"a multiple of {sch['multipleOf']}")
+    return " and ".join(parts)
+
+
+def _schema_problems(res: Resolved) -> list[Problem]:
+    problems = []
+    validator = Draft202012Validator(schema())
+    for err in sorted(validator.iter_errors(res.data), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(str(p) for p in err.absolute_path)
+        src, line = res.where(path)
+        inst, sch = err.instance, err.schema if isinstance(err.schema, dict) else {}
+        if err.validator == "additionalProperties":
+            allowed = known_keys(path)
+            for extra in sorted(set(inst) - set(allowed)):
+                key = path + (extra,)
+                s, ln = res.where(key)
+                sugg = _suggest(extra, allowed)
+                if sugg:
+                    msg = f"unknown key{sugg}"
+                elif any(h in extra.lower() for h in SECRET_HINTS):
+                    msg = "unknown key; secrets never go in recipes: set MODELSCOPE_API_TOKEN in the environment"
+                else:
+                    msg = "unknown key (the allowed keys are listed in recipes/schema.json)"
+                problems.append(Problem(s, ln, _dotted(key), msg))
+            continue
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            problems.append(Problem(src, None, _dotted(path + (missing,)), "required key is missing"))
+            continue
+        given = f"got {inst!r} ({type(inst).__name__})"
+        if err.validator == "type":
+            msg = f"expected {err.validator_value}, {given}"
+        elif err.validator == "enum":
+            msg = f"{inst!r} is not allowed{_suggest(str(inst), [str(v) for v in err.validator_value])}; " \
+                  f"allowed: {', '.join(map(str, err.validator_value))}"
+        elif err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+            msg = f"must be {_bounds(sch)}, {given}"
+        elif err.validator in ("minItems", "minLength"):
+            msg = f"must not be empty, {given}"
+        else:
+            msg = f"{err.message}"
+        problems.append(Problem(src, line, _dotted(path), msg))
+    return problems
+
+
+def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
+    d, problems = res.data, []
+
+    def add(key: str, msg: str) -> None:
+        src, line = res.where(tuple(key.split(".")))
+        problems.append(Problem(src, line, key, msg))
+
+    if "train_type" in d:
+        if "tuner_type" in d:
+            add("train_type", "both train_type (removed in swift 4.x) and tuner_type are set; keep only tuner_type")
+        else:
+            d["tuner_type"] = d.pop("train_type")
+            src, line = res.where(("train_type",))
+            res.origins[("tuner_type",)] = (src, line)
+            warnings.append(f"{src}{f':{line}' if line else ''}: train_type is the swift 3.x name; "
+                            f"using tuner_type: {d['tuner_type']} (rename it in the recipe)")
+    mt, tpl = d.get("model_type"), d.get("template")
+    if mt in TEMPLATES_BY_MODEL_TYPE and isinstance(tpl, str) and tpl not in TEMPLATES_BY_MODEL_TYPE[mt]:
+        add("template", f"template {tpl!r} does not fit model_type {mt!r}; "
+                        f"allowed: {', '.join(TEMPLATES_BY_MODEL_TYPE[mt])}")
+    knobs = d.get("internvl") if isinstance(d.get("internvl"), dict) else {}
+    if tpl == HF_TEMPLATE:
+        for knob, why in HF_REFUSED_KNOBS.items():
+            if knob in knobs:
+                add(f"internvl.{knob}", f"not supported with template internvl_hf ({why}); "
+                                        f"remove it, or use the original checkpoint with an internvl_chat template")
+    if d.get("fp16") is True and d.get("bf16") is True:
+        add("fp16", "fp16 and bf16 are both true; choose one")
+    if d.get("tuner_type", "lora") == "full":
+        for k in LORA_KEYS:
+            if k in d:
+                src, line = res.where((k,))
+                warnings.append(f"{src}{f':{line}' if line else ''}: {k} has no effect with tuner_type full")
+    return problems
+
+
+def validate(res: Resolved) -> tuple[list[Problem], list[str]]:
+    """Return (problems, warnings); normalises the train_type alias in place."""
+    warnings: list[str] = []
+    problems = _rule_problems(res, warnings)
+    problems += _schema_problems(res)
+    return problems, warnings

@@ -1,0 +1,71 @@
+"""Recipe -> the exact `swift sft` argv and environment. Pure data: no swift import, no shell."""
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .recipe import Recipe, is_swift_key, schema
+
+PLUGIN_PATH = Path(__file__).with_name("swift_plugin.py")
+# InternVL knob -> the environment variable swift's internvl templates read.
+KNOB_ENV = {"max_num": "MAX_NUM", "input_size": "INPUT_SIZE",
+            "video_max_num": "VIDEO_MAX_NUM", "video_segments": "VIDEO_SEGMENTS"}
+FIRST_KEYS = ("model", "model_type", "template")
+
+
+@dataclass
+class SwiftCommand:
+    subcommand: str
+    args: list[str]                                   # everything after `swift <subcommand>`
+    env: dict[str, str] = field(default_factory=dict)  # variables set on top of the caller's
+
+    def argv(self) -> list[str]:
+        """What is executed: the swift entry point of this interpreter's environment."""
+        exe = Path(sys.executable).with_name("swift")
+        head = [str(exe)] if exe.is_file() else [sys.executable, "-m", "swift.cli.main"]
+        return head + [self.subcommand] + self.args
+
+    def shell(self) -> str:
+        """A copy-pasteable rendering (env prefix + `swift ...`): for people, never executed."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        cmd = shlex.join(["swift", self.subcommand] + self.args)
+        return f"{env} {cmd}" if env else cmd
+
+
+def format_value(value: Any) -> list[str]:
+    """swift's argument syntax: booleans as true/false, lists as several values, dicts as JSON."""
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, list):
+        return [item for v in value for item in format_value(v)]
+    if isinstance(value, dict):
+        import json
+        return [json.dumps(value, sort_keys=True)]
+    return [str(value)]
+
+
+def knob_env(knobs: dict[str, int]) -> dict[str, str]:
+    return {KNOB_ENV[k]: str(v) for k, v in sorted(knobs.items()) if k in KNOB_ENV}
+
+
+def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path,
+                resume_from: Path | None = None) -> SwiftCommand:
+    """Build `swift sft` for a validated recipe; `data` is recipe.data with builtin refs resolved."""
+    order = list(schema()["properties"])
+    keys = [k for k in FIRST_KEYS if k in data]
+    keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS and k != "output_dir"
+                    and k != "add_version"), key=order.index)
+    args: list[str] = []
+    for k in keys:
+        if data[k] is not None:
+            args += [f"--{k}"] + format_value(data[k])
+    # The toolkit names the run directory itself, so resume/infer/export can find it.
+    args += ["--output_dir", str(run_dir), "--add_version", "false"]
+    if recipe.is_hf and "max_num" in recipe.knobs:
+        args += ["--external_plugins", str(PLUGIN_PATH)]
+    if resume_from is not None:
+        args += ["--resume_from_checkpoint", str(resume_from)]
+    return SwiftCommand("sft", args, knob_env(recipe.knobs))

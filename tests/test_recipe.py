@@ -1,0 +1,196 @@
+"""Recipe system: inheritance, typed overrides, and every error class with its message."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from internvl_kit.recipe import RecipeError, load_recipe
+
+BASE = """\
+model: some/model
+model_type: internvl
+template: internvl_hf
+dataset: [train.jsonl]
+lora_rank: 8
+internvl:
+  max_num: 12
+"""
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(text), encoding="utf-8")
+    return p
+
+
+def problems_of(path: Path, overrides: list[str] | None = None) -> list[str]:
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path, overrides)
+    return [str(p) for p in e.value.problems]
+
+
+# ---------------------------------------------------------------- inheritance and overrides
+
+def test_extends_deep_merges_mappings_and_replaces_scalars(tmp_path):
+    write(tmp_path, "base/root.yaml", BASE)
+    write(tmp_path, "base/mid.yaml", "extends: root.yaml\nlora_rank: 16\ninternvl:\n  video_segments: 4\n"
+                                    "template: internvl3_5\nmodel_type: internvl_chat\n")
+    leaf = write(tmp_path, "leaf.yaml", "extends: base/mid.yaml\nlearning_rate: 1e-4\n")
+    r = load_recipe(leaf)
+    assert r.data["lora_rank"] == 16                                   # child replaces parent
+    assert r.data["internvl"] == {"max_num": 12, "video_segments": 4}  # mappings merge
+    assert r.data["learning_rate"] == 1e-4 and isinstance(r.data["learning_rate"], float)
+    assert [p.name for p in r.chain] == ["root.yaml", "mid.yaml", "leaf.yaml"]
+    assert "extends" not in r.data
+
+
+def test_extends_list_later_parent_wins(tmp_path):
+    write(tmp_path, "a.yaml", BASE)
+    write(tmp_path, "b.yaml", "lora_rank: 32\n")
+    leaf = write(tmp_path, "leaf.yaml", "extends: [a.yaml, b.yaml]\n")
+    assert load_recipe(leaf).data["lora_rank"] == 32
+
+
+def test_overrides_are_typed_by_the_schema(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE)
+    r = load_recipe(leaf, ["lora_rank=16", "freeze_vit=false", "dataset=[a.jsonl,b.jsonl]",
+                           "val_dataset=v.jsonl", "learning_rate=2e-5", "internvl.max_num=6",
+                           "model=1.0", "~lora_rank"])
+    assert "lora_rank" not in r.data                  # ~key deletes (applied in order)
+    assert r.data["freeze_vit"] is False
+    assert r.data["dataset"] == ["a.jsonl", "b.jsonl"]
+    assert r.data["val_dataset"] == ["v.jsonl"]       # a scalar for a list key becomes a list
+    assert r.data["learning_rate"] == 2e-5
+    assert r.data["internvl"]["max_num"] == 6
+    assert r.data["model"] == "1.0"                   # string keys stay strings
+    assert r.overrides[0] == "lora_rank=16"
+
+
+def test_train_type_is_an_alias_with_a_warning(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "train_type: lora\n")
+    r = load_recipe(leaf)
+    assert r.data["tuner_type"] == "lora" and "train_type" not in r.data
+    assert any("train_type is the swift 3.x name" in w and "r.yaml:8" in w for w in r.warnings)
+
+
+# ---------------------------------------------------------------- error classes
+
+def test_unknown_key_suggests_the_right_one_with_file_and_line(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "lora_rnak: 16\n")
+    (msg,) = problems_of(leaf)
+    assert msg == f"{leaf.resolve()}:8: lora_rnak: unknown key; did you mean 'lora_rank'?"
+
+
+def test_unknown_nested_key_and_unknown_override(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE)
+    msgs = problems_of(leaf, ["internvl.max_nun=3", "learnig_rate=1e-4"])
+    assert any("internvl.max_nun: unknown key; did you mean 'max_num'?" in m for m in msgs)
+    assert any(m.startswith("command line: learnig_rate: unknown key; did you mean 'learning_rate'?")
+               for m in msgs)
+
+
+def test_wrong_type_names_what_was_given(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "freeze_vit: maybe\n")
+    (msg,) = problems_of(leaf)
+    assert msg.endswith("r.yaml:8: freeze_vit: expected boolean, got 'maybe' (str)")
+
+
+def test_wrong_type_from_override(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE)
+    (msg,) = problems_of(leaf, ["lora_rank=abc"])
+    assert msg == "command line: lora_rank: expected integer, got 'abc' (str)"
+
+
+def test_bad_value_enum_and_bounds(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "torch_dtype: bfloat61\nlora_rank: 0\n")
+    msgs = problems_of(leaf)
+    assert any("torch_dtype: 'bfloat61' is not allowed; did you mean 'bfloat16'?; allowed: bfloat16, "
+               "float16, float32" in m for m in msgs)
+    assert any(m.endswith("lora_rank: must be >= 1, got 0 (int)") for m in msgs)
+
+
+def test_missing_required_key(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE.replace("dataset: [train.jsonl]\n", ""))
+    (msg,) = problems_of(leaf)
+    assert msg.endswith("dataset: required key is missing")
+
+
+def test_missing_recipe_file_and_missing_parent(tmp_path):
+    (msg,) = problems_of(tmp_path / "nope.yaml")
+    assert msg == f"{tmp_path / 'nope.yaml'}: file not found"
+    leaf = write(tmp_path, "r.yaml", "extends: base/missing.yaml\n" + BASE)
+    msgs = problems_of(leaf)
+    assert any(":1: extends: parent recipe 'base/missing.yaml' not found" in m for m in msgs)
+
+
+def test_inheritance_cycle_is_reported_with_the_chain(tmp_path):
+    write(tmp_path, "a.yaml", "extends: b.yaml\n" + BASE)
+    write(tmp_path, "b.yaml", "extends: c.yaml\n")
+    c = write(tmp_path, "c.yaml", "extends: a.yaml\n")
+    msgs = problems_of(c)
+    assert any("inheritance cycle:" in m and "c.yaml -> " in m and "a.yaml -> " in m and "b.yaml -> " in m
+               for m in msgs)
+
+
+def test_all_errors_are_reported_at_once(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "lora_rnak: 1\nfreeze_vit: maybe\nlora_alpha: -3\n")
+    msgs = problems_of(leaf, ["learning_rate=fast"])
+    assert len(msgs) == 4
+    with pytest.raises(RecipeError) as e:
+        load_recipe(leaf, ["learning_rate=fast"])
+    assert str(e.value).startswith("recipe has 4 problems:")
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "dataset: [unclosed\nlora_rank: 3\n")
+    (msg,) = problems_of(leaf)
+    assert "invalid YAML" in msg and str(leaf) in msg and ":9:" in msg
+
+
+def test_recipes_are_data_no_python_tags(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "system: !!python/object/apply:os.system ['echo pwned']\n")
+    (msg,) = problems_of(leaf)
+    assert "invalid YAML" in msg and "python/object" in msg
+
+
+def test_secrets_are_refused_with_the_environment_hint(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "hub_token: ms-abc\n")
+    (msg,) = problems_of(leaf)
+    assert "hub_token: unknown key; secrets never go in recipes: set MODELSCOPE_API_TOKEN" in msg
+
+
+def test_template_must_fit_model_type(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE.replace("template: internvl_hf", "template: internvl3_5"))
+    (msg,) = problems_of(leaf)
+    assert "template: template 'internvl3_5' does not fit model_type 'internvl'; allowed: internvl_hf" in msg
+
+
+@pytest.mark.parametrize("knob", ["input_size: 448", "video_max_num: 2", "video_segments: 16"])
+def test_hf_template_refuses_knobs_it_cannot_apply(tmp_path, knob):
+    leaf = write(tmp_path, "r.yaml", BASE + f"  {knob}\n")
+    (msg,) = problems_of(leaf)
+    assert f"internvl.{knob.split(':')[0]}: not supported with template internvl_hf" in msg
+
+
+def test_chat_template_accepts_every_knob(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE.replace("internvl_hf", "internvl3_5").replace(
+        "model_type: internvl", "model_type: internvl_chat")
+        + "  input_size: 448\n  video_max_num: 2\n  video_segments: 16\n")
+    assert load_recipe(leaf).knobs == {"max_num": 12, "input_size": 448, "video_max_num": 2,
+                                       "video_segments": 16}
+
+
+def test_train_type_and_tuner_type_together_is_an_error(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "train_type: lora\ntuner_type: full\n")
+    (msg,) = problems_of(leaf)
+    assert "train_type: both train_type (removed in swift 4.x) and tuner_type are set" in msg
+
+
+def test_malformed_override(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE)
+    msgs = problems_of(leaf, ["lora_rank", "~nothing_here"])
+    assert "command line: override 'lora_rank' is not key=value (or ~key to delete)" in msgs
+    assert "command line: nothing_here: cannot delete 'nothing_here': the recipe does not set it" in msgs

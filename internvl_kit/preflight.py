@@ -59,6 +59,36 @@ def check_output_dir(data: dict[str, Any], recipe_file: str) -> list[Finding]:
     return []
 
 
-def run(data: dict[str, Any], recipe_file: str, pending: set[str] = frozenset()) -> list[Finding]:
+MAX_SHOWN = 20
+
+
+def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -> list[Finding]:
+    """data_tools validation of every local dataset file: schema, roles, tags, images, token length."""
+    from data_tools import context
+    from data_tools.validate import Report, Validator
+
+    files = [p for key in ("dataset", "val_dataset") for e in data.get(key) or []
+             if (p := local_dataset_path(e)) is not None and p.is_file() and e not in pending]
+    if not files:
+        return []
+    setup = context.make(model=data.get("model"), template=data.get("template"),
+                         max_length=data.get("max_length"), max_num=knobs.get("max_num"),
+                         input_size=knobs.get("input_size"), files=files)
+    report, issues = Report(), []
+    validator = Validator(setup.options)
+    for f in files:
+        validator.validate_file(f, report, issues.append)
+    out = [Finding(i.severity, f"{i.path}:{i.line}", f"{i.code}: {i.message}") for i in issues[:MAX_SHOWN]]
+    if len(issues) > MAX_SHOWN:
+        out.append(Finding("warning", "data", f"{len(issues) - MAX_SHOWN} more issue(s); see "
+                                              f"`python -m data_tools validate {' '.join(map(str, files))}`"))
+    if report.errors:
+        out.append(Finding("error", "data", f"{report.errors} error(s) in {report.samples} samples; {setup.note}"))
+    return out
+
+
+def run(data: dict[str, Any], recipe_file: str, knobs: dict[str, int] | None = None,
+        pending: set[str] = frozenset()) -> list[Finding]:
     """All preflight findings for a recipe whose builtin refs are resolved (`pending`: not built yet)."""
-    return check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)
+    return (check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)
+            + check_data(data, knobs or {}, pending))

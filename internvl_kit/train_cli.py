@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true",
                     help="continue this recipe's latest run (or --run-dir) from its last checkpoint")
     ap.add_argument("--run-dir", metavar="DIR", help="with --resume: the run directory to continue")
-    ap.add_argument("--skip-preflight", action="store_true", help="launch even if the preflight finds errors")
+    ap.add_argument("--skip-preflight", action="store_true",
+                    help="launch even if the preflight (recipe, files, data_tools validate) finds errors")
     ap.add_argument("-v", "--verbose", action="store_true", help="stream swift's own output")
     return ap
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.recipe}: {e}", file=sys.stderr)
         return 1
     output_dir = data.get("output_dir", "output")
-    findings = preflight.run(data, args.recipe, pending)
+    findings = preflight.run(data, args.recipe, recipe.knobs, pending)
     for f in findings:
         print(f, file=sys.stderr)
     if any(f.severity == "error" for f in findings):

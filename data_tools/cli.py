@@ -1,0 +1,123 @@
+"""`python -m data_tools COMMAND`: validate, convert, stats, split. No torch or swift is imported."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  python -m data_tools validate data/train.jsonl --recipe recipes/tiny-demo.yaml
+  python -m data_tools validate data/*.jsonl --max-length 4096 --max-num 6 --deep --json
+  python -m data_tools convert --from llava raw.json -o data/train.jsonl
+  python -m data_tools stats data/train.jsonl --recipe recipes/tiny-demo.yaml --plot lengths.png
+  python -m data_tools split data/all.jsonl --val 0.05 --seed 0 -o data/
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", help="take max_length, tile limit, model and template from a recipe")
+    p.add_argument("--max-length", type=int, help="token limit per sample (default: the recipe's)")
+    p.add_argument("--max-num", type=int, help="max tiles per image (default: recipe / model / 12)")
+    p.add_argument("--model", help="model id or dir whose tokenizer counts text tokens")
+    p.add_argument("--template", help="swift template: internvl_hf, internvl2_5, internvl3_5 (default)")
+    p.add_argument("--tokenizer", help="directory with tokenizer.json (exact counts without the model)")
+    p.add_argument("--image-root", help="also resolve relative image paths here (swift's ROOT_IMAGE_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m data_tools", description=__doc__.split(":")[0],
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check JSONL files before training (exit 1 on errors)")
+    v.add_argument("files", nargs="*", type=Path, help="JSONL files (default: the recipe's datasets)")
+    _common(v)
+    v.add_argument("--deep", action="store_true", help="decode every image fully (catches truncated files)")
+    v.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    v.add_argument("--no-tokens", action="store_true", help="skip the token-length preflight")
+    v.add_argument("--json", action="store_true", help="print one JSON report instead of lines")
+
+    c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL")
+    c.add_argument("input", type=Path)
+    c.add_argument("--from", dest="fmt", required=True,
+                   choices=["llava", "sharegpt", "internvl", "alpaca", "csv", "tsv", "hf"])
+    c.add_argument("-o", "--output", type=Path, required=True)
+    c.add_argument("--image-root", type=Path, help="directory relative image paths are under "
+                                                   "(default: the input file's directory)")
+    c.add_argument("--relative-to", type=Path, help="write image paths relative to this directory "
+                                                    "(default: absolute)")
+    c.add_argument("--image-column", default="image", help="csv/tsv/hf: column with the image")
+    c.add_argument("--text-column", default="text", help="csv/tsv/hf: column with the answer")
+    c.add_argument("--prompt", default="Using LaTeX to perform OCR on the image.",
+                   help="csv/tsv/hf: the user prompt for every row")
+    c.add_argument("--images-dir", type=Path, help="hf: where embedded images are written "
+                                                   "(default: OUTPUT_images/)")
+
+    s = sub.add_parser("stats", help="samples, turns, tiles and token-length percentiles")
+    s.add_argument("files", nargs="+", type=Path)
+    _common(s)
+    s.add_argument("--plot", type=Path, help="write a token-length histogram PNG with the max_length line")
+    s.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("split", help="deterministic train/val split; rows sharing an image stay together")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--val", required=True, help="fraction (0.05) or count (500) of rows for validation")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("-o", "--output-dir", type=Path, required=True)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .context import UsageError
+    try:
+        if args.command == "validate":
+            return cmd_validate(args)
+        if args.command == "convert":
+            from .convert import run as convert_run
+            return convert_run(args)
+        if args.command == "stats":
+            from .stats import run as stats_run
+            return stats_run(args)
+        from .split import run as split_run
+        return split_run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import context
+    from .validate import CODES, ERRORS, Report, Validator
+
+    setup = context.build(args.recipe, max_length=args.max_length, max_num=args.max_num, model=args.model,
+                          template=args.template, tokenizer=args.tokenizer, image_root=args.image_root,
+                          deep=args.deep, tokens=not args.no_tokens)
+    files = args.files or setup.files
+    if not files:
+        raise context.UsageError("no files to validate: name JSONL files or a --recipe with local datasets")
+    report, issues = Report(), []
+    sink = issues.append if args.json else (lambda i: print(i, flush=False))
+    v = Validator(setup.options)
+    for f in files:
+        v.validate_file(f, report, sink)
+    failed = report.errors > 0 or (args.strict and report.warnings > 0)
+    lengths = sorted(report.lengths)
+    if args.json:
+        print(json.dumps({"files": [str(f) for f in files], "samples": report.samples, "errors": report.errors,
+                          "warnings": report.warnings, "counts": dict(report.counts), "tokens": setup.note,
+                          "max_tokens": lengths[-1] if lengths else None, "ok": not failed,
+                          "issues": [i.as_dict() for i in issues]}, ensure_ascii=False))
+        return 1 if failed else 0
+    print(f"summary: {report.samples} samples in {len(files)} file(s): {report.errors} error(s), "
+          f"{report.warnings} warning(s){' (--strict: warnings fail)' if args.strict else ''}")
+    for code, n in sorted(report.counts.items(), key=lambda kv: (kv[0] not in ERRORS, kv[0])):
+        print(f"  {'error' if code in ERRORS else 'warning':7} {code:14} {n:7}  {CODES[code]}")
+    print(f"  {setup.note}")
+    if lengths:
+        print(f"  longest sample {lengths[-1]} tokens; median {lengths[len(lengths) // 2]}")
+    return 1 if failed else 0

@@ -1,0 +1,72 @@
+"""Turn CLI flags and/or a recipe into validation options: limits, tiling and the token counter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tokens import TEMPLATES, Counter, TilingConfig, find_tokenizer
+from .validate import Options
+
+DEFAULT_TEMPLATE = "internvl3_5"
+
+
+class UsageError(Exception):
+    """Bad flags or recipe: exit 2 with this message."""
+
+
+@dataclass
+class Setup:
+    options: Options
+    files: list[Path]        # dataset files named by the recipe (when no FILE is given)
+    note: str                # how tokens are counted, for the report
+
+
+def build(recipe: str | None = None, *, max_length: int | None = None, max_num: int | None = None,
+          model: str | None = None, template: str | None = None, tokenizer: str | None = None,
+          image_root: str | None = None, deep: bool = False, tokens: bool = True) -> Setup:
+    files: list[Path] = []
+    input_size = None
+    if recipe:
+        from internvl_kit import builtin, preflight
+        from internvl_kit.recipe import RecipeError, load_recipe
+        try:
+            r = load_recipe(recipe)
+        except RecipeError as e:
+            raise UsageError(str(e)) from None
+        data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
+        model = model or data.get("model")
+        template = template or data.get("template")
+        max_length = max_length or data.get("max_length")
+        max_num = max_num or r.knobs.get("max_num")
+        input_size = r.knobs.get("input_size")
+        for key in ("dataset", "val_dataset"):
+            for entry in data.get(key) or []:
+                local = preflight.local_dataset_path(entry)
+                if local is not None:
+                    files.append(local)
+    return make(model=model, template=template, max_length=max_length, max_num=max_num, input_size=input_size,
+                tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files)
+
+
+def make(*, model: str | None, template: str | None, max_length: int | None, max_num: int | None,
+         input_size: int | None = None, tokenizer: str | None = None, image_root: str | None = None,
+         deep: bool = False, tokens: bool = True, files: list[Path] | None = None) -> Setup:
+    """Options for resolved settings (train.py's preflight calls this with the recipe's values)."""
+    template = template or DEFAULT_TEMPLATE
+    if template not in TEMPLATES:
+        raise UsageError(f"--template {template!r}: token rules exist for {', '.join(TEMPLATES)}")
+    opts = Options(max_length=max_length, max_num=max_num, image_root=image_root, deep=deep)
+    note = "token preflight off"
+    if tokens:
+        tok_dir = Path(tokenizer) if tokenizer else find_tokenizer(model)
+        if tokenizer and not (tok_dir / "tokenizer.json").is_file():
+            raise UsageError(f"--tokenizer {tokenizer}: no tokenizer.json there")
+        model_dir = Path(model) if model and Path(model).is_dir() else tok_dir
+        tiling = TilingConfig.for_model(model_dir, template, max_num, input_size)
+        opts.counter = Counter(template, tiling, tok_dir)
+        how = f"exact (tokenizer of {tok_dir})" if tok_dir else \
+            f"ESTIMATED: no local tokenizer for {model or 'the model'} (pass --tokenizer DIR for exact counts)"
+        note = (f"tokens: {how}; template {template}; {tiling.max_num} tiles max x "
+                f"{tiling.tokens_per_tile} tokens ({tiling.tile}px)"
+                + (f"; max_length {max_length}" if max_length else "; no max_length given"))
+    return Setup(opts, files or [], note)

@@ -1,0 +1,96 @@
+"""Dataset statistics: samples, turns, images, tiles and token-length percentiles."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from . import context
+from .validate import Report, Validator
+
+
+def _pct(values: list[int], q: float) -> int:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    setup = context.build(args.recipe, max_length=args.max_length, max_num=args.max_num, model=args.model,
+                          template=args.template, tokenizer=args.tokenizer, image_root=args.image_root)
+    v = Validator(setup.options)
+    counter = setup.options.counter
+    turns, per_sample, tiles = Counter(), Counter(), Counter()
+    text, image, total = [], [], []
+    report = Report()
+    for f in args.files:
+        dataset_dir = f.resolve().parent
+        for n, raw in v.lines(f):
+            if not raw.strip():
+                continue
+            report.samples += 1
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                report.counts["json"] += 1
+                continue
+            sample = v.check_row(row, dataset_dir, lambda code, msg: report.counts.update([code]))
+            if sample is None:
+                continue
+            turns[sum(m["role"] == "assistant" for m in row["messages"])] += 1
+            per_sample[len(sample.image_sizes)] += 1
+            b = counter.count(row["messages"], sample.image_sizes, setup.options.max_num)
+            tiles.update(b.tiles)
+            text.append(b.text + b.template)
+            image.append(b.image)
+            total.append(b.total)
+    for xs in (text, image, total):
+        xs.sort()
+    limit = setup.options.max_length
+    over = sum(t > limit for t in total) if limit else None
+    stats = {
+        "samples": report.samples, "usable": len(total), "skipped_with_errors": report.samples - len(total),
+        "turns": dict(sorted(turns.items())), "images_per_sample": dict(sorted(per_sample.items())),
+        "tiles_per_image": dict(sorted(tiles.items())),
+        "tokens": {name: {f"p{int(q * 100)}": _pct(xs, q) for q in (0.5, 0.9, 0.99)} | {"max": xs[-1] if xs else 0}
+                   for name, xs in (("text", text), ("image", image), ("total", total))},
+        "max_length": limit, "over_max_length": over, "counting": setup.note,
+    }
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"samples {stats['samples']} (usable {stats['usable']}, with errors {stats['skipped_with_errors']})")
+        print(f"assistant turns per sample: {stats['turns']}")
+        print(f"images per sample: {stats['images_per_sample']}")
+        print(f"tiles per image: {stats['tiles_per_image']}")
+        for name, p in stats["tokens"].items():
+            print(f"{name:6} tokens  p50 {p['p50']:7}  p90 {p['p90']:7}  p99 {p['p99']:7}  max {p['max']:7}")
+        if limit:
+            print(f"over max_length {limit}: {over} sample(s)")
+        print(setup.note)
+    if args.plot:
+        plot(total, limit, args.plot)
+        print(f"histogram: {args.plot}")
+    return 0
+
+
+def plot(lengths: list[int], limit: int | None, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from internvl_kit.fileio import atomic_write_bytes
+    import io
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    ax.hist(lengths, bins=min(60, max(10, len(set(lengths)))), color="#4C72B0", edgecolor="white")
+    if limit:
+        ax.axvline(limit, color="#C44E52", linewidth=2, label=f"max_length {limit}")
+        over = sum(x > limit for x in lengths)
+        ax.legend(title=f"{over} of {len(lengths)} over")
+    ax.set_xlabel("tokens per sample (text + template + image)")
+    ax.set_ylabel("samples")
+    ax.set_title("Token length distribution")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())

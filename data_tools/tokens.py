@@ -1,0 +1,192 @@
+"""Token-length preflight: the exact length swift's template will produce, from text and image headers.
+
+swift encodes a sample as a list of contexts: the system prefix, each round's prompt with the user
+text, the response, and the separator/suffix. `<image>` tags become `<img>`, the image tokens,
+`</img>\\n`; adjacent text contexts with the same loss weight are merged and tokenized piece by piece.
+`Counter` rebuilds exactly those text pieces (merges across pieces change BPE counts, so the pieces
+matter) and adds tiles x tokens-per-tile for every image.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .tiling import num_tiles, tokens_per_tile
+
+CHATML = dict(system_prefix="<|im_start|>system\n{{SYSTEM}}<|im_end|>\n",
+              prompt="<|im_start|>user\n{{QUERY}}<|im_end|>\n<|im_start|>assistant\n",
+              chat_sep="<|im_end|>\n", suffix="<|im_end|>\n")
+INTERNVL2_5_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位"
+                      "联合开发的多模态大语言模型。")
+# template -> (ChatML pieces, default system); facts of ms-swift 4.6, checked by tests/test_token_exactness.py
+TEMPLATES: dict[str, tuple[dict[str, str], str | None]] = {
+    "internvl_hf": (CHATML, None),
+    "internvl2_5": (CHATML, INTERNVL2_5_SYSTEM),
+    "internvl3_5": (CHATML, None),
+}
+HF_TEMPLATES = {"internvl_hf"}
+IMG_OPEN, IMG_CLOSE = "<img>", "</img>\n"
+_TAG = re.compile(r"(<image>)")
+SPECIAL = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|</?img>|<IMG_CONTEXT>")
+
+
+def estimate_tokens(text: str) -> int:
+    """Conservative estimate when no tokenizer is at hand: each special token 1, every 2.5 other ASCII
+    characters 1, every non-ASCII character 1. Qwen-family tokenizers average ~4 characters per token
+    on English and ~3 on LaTeX, and 1-1.5 per CJK character, so this errs on the long side."""
+    specials = len(SPECIAL.findall(text))
+    rest = SPECIAL.sub("", text)
+    non_ascii = sum(1 for ch in rest if ord(ch) > 127)
+    return specials + math.ceil((len(rest) - non_ascii) / 2.5) + non_ascii
+
+
+def find_tokenizer(model: str | None) -> Path | None:
+    """tokenizer.json of a model that is available locally (a directory, or the ModelScope/HF caches)."""
+    if not model:
+        return None
+    candidates = [Path(model).expanduser()]
+    ms = os.environ.get("MODELSCOPE_CACHE") or str(Path.home() / ".cache" / "modelscope")
+    candidates += [Path(ms) / "models" / model, Path(ms) / "hub" / "models" / model, Path(ms) / "hub" / model]
+    hf = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    candidates += sorted((Path(hf) / "hub" / f"models--{model.replace('/', '--')}" / "snapshots").glob("*"))
+    for c in candidates:
+        if (c / "tokenizer.json").is_file():
+            return c
+    return None
+
+
+@dataclass
+class TilingConfig:
+    tile: int = 448               # tile edge in pixels
+    tokens_per_tile: int = 256
+    max_num: int = 12
+    min_num: int = 1
+    hf: bool = False              # transformers' processor order for tie-breaking (internvl_hf)
+
+    @classmethod
+    def for_model(cls, model_dir: Path | None, template: str, max_num: int | None,
+                  input_size: int | None) -> "TilingConfig":
+        """Tiling of a template; for a local -HF model, its processor config decides tile size and defaults."""
+        hf = template in HF_TEMPLATES
+        cfg = cls(hf=hf)
+        if hf and model_dir is not None:
+            proc = _read_json(model_dir / "processor_config.json")
+            image_proc = proc.get("image_processor") or _read_json(model_dir / "preprocessor_config.json")
+            size = image_proc.get("size") or {}
+            cfg.tile = int(size.get("height", cfg.tile))
+            cfg.max_num = int(image_proc.get("max_patches", cfg.max_num))
+            cfg.min_num = int(image_proc.get("min_patches", cfg.min_num))
+            seq = proc.get("image_seq_length") or _read_json(model_dir / "config.json").get("image_seq_length")
+            cfg.tokens_per_tile = int(seq) if seq else tokens_per_tile(cfg.tile)
+        elif not hf:
+            cfg.tile = input_size or cfg.tile
+            cfg.tokens_per_tile = tokens_per_tile(cfg.tile)
+        if max_num:
+            cfg.max_num = max_num
+        return cfg
+
+    def tiles(self, width: int, height: int, max_num: int | None = None) -> int:
+        return num_tiles(width, height, max_num or self.max_num, self.tile, self.hf, self.min_num)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class Breakdown:
+    text: int        # tokens of the message contents
+    template: int    # tokens the template adds (role markers, separators, <img></img>)
+    image: int       # visual tokens
+    tiles: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.text + self.template + self.image
+
+
+class Counter:
+    """Counts a sample's tokens as swift's template would, with a tokenizer or the estimate."""
+
+    def __init__(self, template: str, tiling: TilingConfig, tokenizer_dir: Path | None = None):
+        if template not in TEMPLATES:
+            raise ValueError(f"no token rules for template {template!r}; known: {', '.join(TEMPLATES)}")
+        self.pieces, self.default_system = TEMPLATES[template]
+        self.tiling = tiling
+        self.exact = tokenizer_dir is not None
+        self._cache: dict[str, int] = {}
+        self._count: Callable[[str], int] = estimate_tokens
+        if tokenizer_dir is not None:
+            from tokenizers import Tokenizer
+            tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+            self._count = lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+
+    def count_text(self, text: str) -> int:
+        n = self._cache.get(text)
+        if n is None:
+            n = self._count(text)
+            if len(self._cache) < 200_000:
+                self._cache[text] = n
+        return n
+
+    def text_pieces(self, messages: list[dict[str, Any]], n_images: int) -> tuple[list[str], int]:
+        """The text contexts swift tokenizes, and how many image slots they hold."""
+        system = None
+        if messages and messages[0]["role"] == "system":
+            system, messages = messages[0]["content"], messages[1:]
+        if system is None:
+            system = self.default_system
+        contents = [m["content"] for m in messages]
+        # swift prepends missing <image> tags to the first message (tags counted across all, system too)
+        missing = n_images - len(re.findall("<image>", "\n".join(([system] if system else []) + contents)))
+        if missing > 0 and contents:
+            contents[0] = "<image>" * missing + contents[0]
+        p = self.pieces
+        stream: list[tuple[str, int]] = []
+        if system:
+            stream.append((p["system_prefix"].replace("{{SYSTEM}}", system), 0))
+        rounds = len(contents) // 2
+        for i in range(rounds):
+            stream.append((p["prompt"].replace("{{QUERY}}", contents[2 * i]), 0))
+            stream.append((contents[2 * i + 1], 1))
+            stream.append((p["chat_sep"], 0) if i < rounds - 1 else (p["suffix"], 1))
+        items: list[tuple[str, int] | None] = []     # None = an image slot (its tokens are not text)
+        slots = 0
+        for text, loss in stream:
+            for part in _TAG.split(text):
+                if part == "<image>" and slots < n_images:
+                    items += [(IMG_OPEN, 0), None, (IMG_CLOSE, 0)]
+                    slots += 1
+                elif part:
+                    items.append((part, loss))
+        out: list[str] = []
+        cur: list[str] = []
+        cur_loss = 0
+        for item in items:
+            if item is None or (cur and item[1] != cur_loss):
+                if cur:
+                    out.append("".join(cur))
+                cur = []
+            if item is not None:
+                cur.append(item[0])
+                cur_loss = item[1]
+        if cur:
+            out.append("".join(cur))
+        return out, slots
+
+    def count(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]],
+              max_num: int | None = None) -> Breakdown:
+        pieces, _ = self.text_pieces(messages, len(image_sizes))
+        text_total = sum(self.count_text(s) for s in pieces)
+        content = sum(self.count_text(m["content"].replace("<image>", "")) for m in messages)
+        tiles = [self.tiling.tiles(w, h, max_num) for w, h in image_sizes]
+        return Breakdown(text=content, template=text_total - content,
+                         image=sum(tiles) * self.tiling.tokens_per_tile, tiles=tiles)

@@ -1,0 +1,142 @@
+"""data_tools validate: every error and warning code on the line that causes it, exit codes, --json."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_cli
+
+
+def _row(content: str = "<image>What is it?", answer: str = "a cat", images=None, **extra) -> str:
+    row = {"messages": [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]}
+    if images is not None:
+        row["images"] = images
+    row.update(extra)
+    return json.dumps(row)
+
+
+@pytest.fixture
+def fixture_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    (d / "img").mkdir(parents=True)
+    Image.new("RGB", (448, 448), "red").save(d / "img" / "ok.png")   # 1 tile: 256 tokens
+    Image.new("RGB", (200, 200), "blue").save(d / "img" / "ok.jpg", quality=90)
+    (d / "img" / "not-an-image.png").write_bytes(b"hello, I am text")
+    good = (d / "img" / "ok.png").read_bytes()
+    (d / "img" / "truncated.png").write_bytes(good[: len(good) // 2])
+    return d
+
+
+def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
+    d = fixture_dir
+    ok = str(d / "img" / "ok.png")
+    lines = {
+        1: _row(images=[ok]),                                                     # good
+        2: "{not json",                                                           # json
+        3: json.dumps({"messages": [{"role": "user", "content": 3}]}),            # schema
+        4: json.dumps({"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}),
+        5: _row(answer="   ", images=[ok]),                                       # empty
+        6: _row(content="<image><image>two?", images=[ok]),                       # extra-tags
+        7: _row(images=[str(d / "img" / "missing.png")]),                         # image-missing
+        8: _row(images=[str(d / "img" / "not-an-image.png")]),                    # image-bad
+        9: _row(content="<image>" + "x " * 800, images=[ok]),                     # too-long
+        10: _row(content="no tag here", images=[ok]),                             # missing-tags
+        11: _row(images=["img/ok.jpg"]),                                          # relative-path
+        12: _row(images=[ok]),                                                    # duplicate of line 1
+        13: "",                                                                   # blank
+        14: _row(images=["https://example.com/a.png"]),                           # remote-media
+    }
+    path = d / "bad.jsonl"
+    body = "\n".join(lines[i] for i in sorted(lines)).encode() + b"\n" + b'{"messages": "\xff\xfe"}\n'  # 15: utf8
+    path.write_bytes(body)
+    before = path.read_bytes()
+    monkeypatch.chdir(tmp_path)          # relative image paths resolve against cwd, as in swift
+    out = run_cli("-m", "data_tools", "validate", str(path), "--max-length", "600", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+    got = {}
+    for line in out.stdout.splitlines():
+        if line.startswith(str(path) + ":"):
+            _, ln, rest = line.split(":", 2)
+            sev, code = rest.split(":")[0].split()
+            got.setdefault(int(ln), set()).add((sev, code))
+    expected = {2: {("error", "json")}, 3: {("error", "schema")}, 4: {("error", "roles")},
+                5: {("error", "empty")}, 6: {("error", "extra-tags")}, 7: {("error", "image-missing")},
+                8: {("error", "image-bad")}, 9: {("error", "too-long")}, 10: {("warning", "missing-tags")},
+                11: {("warning", "relative-path")}, 12: {("warning", "duplicate")}, 13: {("warning", "blank")},
+                14: {("warning", "remote-media")}, 15: {("error", "utf8")}}
+    assert got == expected
+    assert path.read_bytes() == before                        # input untouched
+    assert "summary: 14 samples in 1 file(s): 9 error(s), 5 warning(s)" in out.stdout
+    assert "fix: max_length=" in out.stdout and "swift would drop this sample silently" in out.stdout
+    assert f"swift resolves against the current directory" in out.stdout
+
+
+def test_missing_input_file_is_an_error_not_a_traceback(tmp_path):
+    out = run_cli("-m", "data_tools", "validate", str(tmp_path / "nope.jsonl"))
+    assert out.returncode == 1 and f"{tmp_path / 'nope.jsonl'}:0: error file: cannot read" in out.stdout
+
+
+def test_good_file_passes_and_strict_turns_warnings_into_failure(fixture_dir, tmp_path):
+    ok = str(fixture_dir / "img" / "ok.png")
+    good = tmp_path / "good.jsonl"
+    good.write_text(_row(images=[ok]) + "\n" + _row(content="two <image> and <image>", images=[ok, ok]) + "\n")
+    assert run_cli("-m", "data_tools", "validate", str(good)).returncode == 0
+    warn = tmp_path / "warn.jsonl"
+    warn.write_text(_row(content="no tag", images=[ok]) + "\n")
+    assert run_cli("-m", "data_tools", "validate", str(warn)).returncode == 0
+    assert run_cli("-m", "data_tools", "validate", str(warn), "--strict").returncode == 1
+
+
+def test_bad_usage_exits_2(tmp_path):
+    assert run_cli("-m", "data_tools", "validate").returncode == 2
+    assert run_cli("-m", "data_tools", "validate", "x.jsonl", "--template", "nope").returncode == 2
+    assert run_cli("-m", "data_tools", "frobnicate").returncode == 2
+
+
+def test_deep_decodes_and_catches_truncated_images(fixture_dir, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text(_row(images=[str(fixture_dir / "img" / "truncated.png")]) + "\n")
+    assert run_cli("-m", "data_tools", "validate", str(f)).returncode == 0      # header is intact
+    out = run_cli("-m", "data_tools", "validate", str(f), "--deep")
+    assert out.returncode == 1 and "error image-bad" in out.stdout
+
+
+def test_json_report(fixture_dir, tmp_path):
+    f = tmp_path / "j.jsonl"
+    f.write_text(_row(images=[str(fixture_dir / "img" / "ok.png")]) + "\n{bad\n")
+    out = run_cli("-m", "data_tools", "validate", str(f), "--json", "--max-length", "5000")
+    report = json.loads(out.stdout)
+    assert out.returncode == 1 and report["errors"] == 1 and report["samples"] == 2
+    assert report["issues"] == [{"path": str(f), "line": 2, "severity": "error", "code": "json",
+                                 "message": report["issues"][0]["message"]}]
+    assert report["max_tokens"] > 256 and "ESTIMATED" in report["tokens"]
+
+
+def test_image_root_resolves_like_root_image_dir(fixture_dir, tmp_path):
+    f = tmp_path / "r.jsonl"
+    f.write_text(_row(images=["ok.png"]) + "\n")
+    out = run_cli("-m", "data_tools", "validate", str(f), "--image-root", str(fixture_dir / "img"))
+    assert out.returncode == 0, out.stdout
+
+
+def test_recipe_supplies_limits_model_and_datasets(tiny_model, demo_data):
+    out = run_cli("-m", "data_tools", "validate", "--recipe", "recipes/tiny-demo.yaml")
+    assert out.returncode == 0, out.stdout
+    assert "56 samples in 2 file(s)" in out.stdout and "exact (tokenizer of" in out.stdout
+    out = run_cli("-m", "data_tools", "validate", "--recipe", "recipes/tiny-demo.yaml", "--max-length", "50")
+    assert out.returncode == 1 and "internvl.max_num=" in out.stdout
+
+
+def test_train_refuses_bad_data_unless_told(fixture_dir, tmp_path, tiny_model):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_row(images=[str(fixture_dir / "img" / "missing.png")]) + "\n")
+    args = ["train.py", "recipes/tiny-demo.yaml", "--dry-run", f"dataset=[{bad}]", "~val_dataset",
+            f"output_dir={tmp_path}/out"]
+    out = run_cli(*args)
+    assert out.returncode == 1 and f"{bad}:1: error: image-missing" in out.stderr
+    out = run_cli(*args, "--skip-preflight")
+    assert out.returncode == 0 and "launching despite preflight errors" in out.stderr

@@ -30,6 +30,7 @@ TEMPLATES: dict[str, tuple[dict[str, str], str | None]] = {
     "internvl3_5": (CHATML, None),
 }
 HF_TEMPLATES = {"internvl_hf"}
+CACHE_SIZE = 16384
 IMG_OPEN, IMG_CLOSE = "<img>", "</img>\n"
 _TAG = re.compile(r"(<image>)")
 SPECIAL = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|</?img>|<IMG_CONTEXT>")
@@ -123,19 +124,23 @@ class Counter:
         self.tiling = tiling
         self.exact = tokenizer_dir is not None
         self._cache: dict[str, int] = {}
-        self._count: Callable[[str], int] = estimate_tokens
+        self._count_many: Callable[[list[str]], list[int]] = lambda texts: [estimate_tokens(t) for t in texts]
         if tokenizer_dir is not None:
             from tokenizers import Tokenizer
             tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-            self._count = lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+            # plain encode: for the 1-3 uncached pieces of a sample, encode_batch's thread hand-off costs more
+            self._count_many = lambda texts: [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
 
-    def count_text(self, text: str) -> int:
-        n = self._cache.get(text)
-        if n is None:
-            n = self._count(text)
-            if len(self._cache) < 200_000:
-                self._cache[text] = n
-        return n
+    def count_texts(self, texts: list[str]) -> int:
+        """Tokens of several separately-tokenized texts; template pieces repeat, so results are cached."""
+        cache = self._cache
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        fresh = dict(zip(todo, self._count_many(todo))) if todo else {}
+        total = sum(fresh[t] if t in fresh else cache[t] for t in texts)
+        if len(cache) > CACHE_SIZE:            # bounded: unique answers would otherwise grow it forever
+            cache.clear()
+        cache.update(fresh)
+        return total
 
     def text_pieces(self, messages: list[dict[str, Any]], n_images: int) -> tuple[list[str], int]:
         """The text contexts swift tokenizes, and how many image slots they hold."""
@@ -182,11 +187,19 @@ class Counter:
             out.append("".join(cur))
         return out, slots
 
+    def total(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]],
+              max_num: int | None = None) -> int:
+        """Exactly len(input_ids) of swift's encode for this sample."""
+        pieces, _ = self.text_pieces(messages, len(image_sizes))
+        tiles = sum(self.tiling.tiles(w, h, max_num) for w, h in image_sizes)
+        return self.count_texts(pieces) + tiles * self.tiling.tokens_per_tile
+
     def count(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]],
               max_num: int | None = None) -> Breakdown:
+        """total() split into text / template / image tokens (for reports; costs a second tokenization)."""
         pieces, _ = self.text_pieces(messages, len(image_sizes))
-        text_total = sum(self.count_text(s) for s in pieces)
-        content = sum(self.count_text(m["content"].replace("<image>", "")) for m in messages)
+        text_total = self.count_texts(pieces)
+        content = self.count_texts([m["content"].replace("<image>", "") for m in messages])
         tiles = [self.tiling.tiles(w, h, max_num) for w, h in image_sizes]
         return Breakdown(text=content, template=text_total - content,
                          image=sum(tiles) * self.tiling.tokens_per_tile, tiles=tiles)

@@ -44,6 +44,7 @@ CODES = {
     "blank": "blank line",
     "remote-media": "remote media not checked",
 }
+HEADER_CACHE = 65536
 ERRORS = {"utf8", "json", "schema", "roles", "empty", "extra-tags", "image-missing", "image-bad", "too-long",
           "file"}
 
@@ -123,6 +124,8 @@ class Validator:
         """ImageInfo, or the reason the file is unreadable (cached: images are often shared)."""
         got = self._headers.get(path)
         if got is None:
+            if len(self._headers) >= HEADER_CACHE:   # bounded: memory stays flat on huge datasets
+                self._headers.clear()
             try:
                 got = img.decode(path) if self.opts.deep else img.read_header(path)
                 if got.width <= 0 or got.height <= 0:
@@ -219,21 +222,22 @@ class Validator:
         counter, limit = self.opts.counter, self.opts.max_length
         if counter is None or sample.row.get("videos"):
             return None
-        b = counter.count(sample.row["messages"], sample.image_sizes, self.opts.max_num)
-        if limit is not None and b.total > limit:
+        total = counter.total(sample.row["messages"], sample.image_sizes, self.opts.max_num)
+        if limit is not None and total > limit:
+            b = counter.count(sample.row["messages"], sample.image_sizes, self.opts.max_num)
             tiles = "+".join(map(str, b.tiles)) or "0"
             fix = f"max_length={b.total}"
             current = self.opts.max_num or counter.tiling.max_num
             for m in range(current - 1, 0, -1) if b.tiles else ():
-                smaller = counter.count(sample.row["messages"], sample.image_sizes, m)
-                if smaller.total <= limit:
-                    fix += f", or internvl.max_num={m} (-> {smaller.total} tokens)"
+                smaller = counter.total(sample.row["messages"], sample.image_sizes, m)
+                if smaller <= limit:
+                    fix += f", or internvl.max_num={m} (-> {smaller} tokens)"
                     break
             kind = "" if counter.exact else " (estimated: model tokenizer not found locally)"
             emit("too-long", f"{b.total} tokens > max_length {limit}{kind}: text {b.text} + template "
                              f"{b.template} + image {b.image} ({tiles} tiles x {counter.tiling.tokens_per_tile}); "
                              f"swift would drop this sample silently; fix: {fix}")
-        return b.total
+        return total
 
     # -- a file ---------------------------------------------------------------------------
     def lines(self, path: Path) -> Iterator[tuple[int, bytes]]:

@@ -24,7 +24,7 @@ PATCH = 14
 TOKENS_PER_TILE = (TILE // PATCH) ** 2 // 4   # downsample_ratio 0.5 -> 4
 VOCAB_SIZE = 1024
 # Bump when the builder's output changes, so cached copies are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 INTERNVL_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<ref>", "</ref>",
@@ -61,11 +61,17 @@ def _corpus() -> list[str]:
 
 def build_tokenizer():
     """Train a small byte-level BPE and wrap it as a Qwen2 tokenizer with InternVL tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+    # Qwen2's own pipeline (NFC, digit-splitting regex, byte level): transformers rebuilds exactly this
+    # when it loads the tokenizer, so tokenizer.json must agree or raw `tokenizers` counts would differ.
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE, special_tokens=CHATML_TOKENS + INTERNVL_TOKENS,

@@ -1,0 +1,189 @@
+"""data_tools convert: every input format to messages JSONL that passes validate; atomic; input untouched."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from data_tools import convert
+from data_tools.validate import Options, Report, Validator
+
+
+@pytest.fixture
+def imgs(tmp_path) -> Path:
+    d = tmp_path / "images"
+    d.mkdir()
+    for i, color in enumerate(["red", "green", "blue"]):
+        Image.new("RGB", (64 + 32 * i, 64), color).save(d / f"{i}.png")
+    return d
+
+
+def converted(out: Path) -> list[dict]:
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    report = Report()
+    Validator(Options()).validate_file(out, report, lambda issue: None)
+    assert report.errors == 0 and report.warnings == 0, report.counts
+    return rows
+
+
+def convert_cli(*args: str):
+    out = run_cli("-m", "data_tools", "convert", *args)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def test_llava_json_with_string_and_list_images_and_skips(tmp_path, imgs):
+    src = tmp_path / "llava.json"
+    src.write_text(json.dumps([
+        {"id": 1, "image": "images/0.png",
+         "conversations": [{"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": "red"}]},
+        {"id": 2, "image": ["images/1.png", "images/2.png"],
+         "conversations": [{"from": "human", "value": "Compare them."}, {"from": "gpt", "value": "green, blue"}]},
+        {"id": 3, "conversations": [{"from": "human", "value": "text only"}, {"from": "gpt", "value": "ok"}]},
+        {"id": 4, "image": "images/missing.png",
+         "conversations": [{"from": "human", "value": "<image>?"}, {"from": "gpt", "value": "x"}]},
+        {"id": 5, "conversations": [{"from": "robot", "value": "?"}]},
+    ]))
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "out.jsonl"
+    res = convert_cli("--from", "llava", str(src), "-o", str(out))
+    assert res.returncode == 0
+    assert "converted 3 row(s)" in res.stdout and "skipped 2" in res.stdout
+    assert "llava.json:4: image 'images/missing.png' not found" in res.stdout
+    assert "unknown speaker 'robot'" in res.stdout
+    rows = converted(out)
+    assert rows[0]["images"] == [str(imgs / "0.png")]                     # absolute, resolved
+    assert rows[1]["messages"][0]["content"] == "<image>\n<image>\nCompare them."   # tags placed
+    assert "images" not in rows[2]
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest          # input untouched
+
+
+def test_sharegpt_jsonl_relative_output(tmp_path, imgs):
+    src = tmp_path / "s.jsonl"
+    src.write_text(json.dumps({"images": ["images/0.png"], "conversations": [
+        {"from": "system", "value": "Be brief."}, {"from": "user", "value": "<image>hi"},
+        {"from": "assistant", "value": "red"}]}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert convert_cli("--from", "sharegpt", str(src), "-o", str(out), "--relative-to", str(tmp_path)).returncode == 0
+    (row,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["images"] == ["images/0.png"] and row["messages"][0]["role"] == "system"
+
+
+def test_internvl_meta_with_root(tmp_path, imgs):
+    ann = tmp_path / "ann" / "a.jsonl"
+    ann.parent.mkdir()
+    ann.write_text(json.dumps({"id": 0, "image": "1.png", "conversations": [
+        {"from": "human", "value": "<image>\ncolour?"}, {"from": "gpt", "value": "green"}]}) + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"shapes": {"root": "images", "annotation": "ann/a.jsonl", "repeat_time": 1}}))
+    out = tmp_path / "o.jsonl"
+    assert convert_cli("--from", "internvl", str(meta), "-o", str(out)).returncode == 0
+    (row,) = converted(out)
+    assert row["images"] == [str(imgs / "1.png")]
+    # the annotation JSONL alone, with its image root given
+    out2 = tmp_path / "o2.jsonl"
+    assert convert_cli("--from", "internvl", str(ann), "-o", str(out2), "--image-root", str(imgs)).returncode == 0
+    assert converted(out2) == [row]
+
+
+def test_alpaca(tmp_path, imgs):
+    src = tmp_path / "a.json"
+    src.write_text(json.dumps([
+        {"instruction": "Translate", "input": "bonjour", "output": "hello"},
+        {"instruction": "Describe", "output": "red", "image": str(imgs / "0.png"), "system": "S"},
+        {"instruction": "no output"},
+    ]))
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "alpaca", str(src), "-o", str(out))
+    assert res.returncode == 0 and "skipped 1" in res.stdout
+    rows = converted(out)
+    assert rows[0]["messages"][0]["content"] == "Translate\nbonjour"
+    assert rows[1]["messages"][1]["content"] == "<image>\nDescribe"
+
+
+@pytest.mark.parametrize("fmt,sep", [("csv", ","), ("tsv", "\t")])
+def test_csv_tsv_latex_ocr(tmp_path, imgs, fmt, sep):
+    src = tmp_path / f"d.{fmt}"
+    src.write_text(f"image{sep}text\nimages/0.png{sep}x^{{2}}\nimages/1.png{sep}\\frac{{a}}{{b}}\nimages/9.png{sep}y\n")
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", fmt, str(src), "-o", str(out), "--prompt", "OCR this.")
+    assert res.returncode == 0 and "converted 2" in res.stdout and "skipped 1" in res.stdout
+    rows = converted(out)
+    assert rows[1]["messages"] == [{"role": "user", "content": "<image>OCR this."},
+                                   {"role": "assistant", "content": "\\frac{a}{b}"}]
+    bad = convert_cli("--from", fmt, str(src), "-o", str(out), "--text-column", "latex")
+    assert bad.returncode == 2 and "no column(s) latex" in bad.stderr
+
+
+def _png_bytes(color: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 40), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_hf_parquet_images_written_by_content_hash(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    d = tmp_path / "LaTeX_OCR" / "human_handwrite"
+    d.mkdir(parents=True)
+    table = pa.table({"image": [{"bytes": _png_bytes("red"), "path": None}, {"bytes": _png_bytes("red"), "path": None},
+                                {"bytes": _png_bytes("blue"), "path": None}],
+                      "text": ["a+b", "c", "d"]})
+    pq.write_table(table, d / "train-00000.parquet")
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "hf", str(tmp_path / "LaTeX_OCR"), "-o", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = converted(out)
+    assert len(rows) == 3 and rows[0]["images"] == rows[1]["images"] != rows[2]["images"]  # same bytes, one file
+    written = sorted((tmp_path / "o_images").iterdir())
+    assert len(written) == 2
+    assert written[0].name == hashlib.sha256(written[0].read_bytes()).hexdigest()[:32] + ".png"
+
+
+def test_hf_save_to_disk_directory(tmp_path):
+    import datasets
+    ds = datasets.Dataset.from_dict({"image": [Image.new("RGB", (40, 40), "red")], "text": ["x"]},
+                                    features=datasets.Features({"image": datasets.Image(),
+                                                                "text": datasets.Value("string")}))
+    ds.save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "hf", str(tmp_path / "ds"), "-o", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert converted(out)[0]["messages"][1]["content"] == "x"
+
+
+def test_interrupted_conversion_leaves_no_partial_output(tmp_path, imgs, monkeypatch):
+    src = tmp_path / "l.jsonl"
+    row = {"image": "images/0.png", "conversations": [{"from": "human", "value": "<image>?"},
+                                                       {"from": "gpt", "value": "red"}]}
+    src.write_text("\n".join(json.dumps(row) for _ in range(50)) + "\n")
+    out = tmp_path / "out" / "o.jsonl"
+    calls = {"n": 0}
+    real = convert.from_conversations
+
+    def flaky(*a):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(convert, "from_conversations", flaky)
+    args = argparse.Namespace(input=src, fmt="llava", output=out, image_root=None, relative_to=None,
+                              image_column="image", text_column="text", prompt="", images_dir=None)
+    with pytest.raises(KeyboardInterrupt):
+        convert.run(args)
+    assert calls["n"] == 20
+    assert not out.exists() and list(out.parent.iterdir()) == []     # no partial file, no temp file
+
+
+def test_output_never_overwrites_input(tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text("{}\n")
+    res = convert_cli("--from", "llava", str(src), "-o", str(src))
+    assert res.returncode == 2 and src.read_text() == "{}\n"

@@ -157,7 +157,7 @@ def encode_vs_preflight(data: Path, tiny: Path, n: int) -> None:
     t_enc = time.perf_counter() - t_enc
     fresh = Counter("internvl3_5", TilingConfig.for_model(tiny, "internvl3_5", 12, None), tiny)
     t_pre = time.perf_counter()
-    ours = [fresh.count(r["messages"], [(i.width, i.height) for i in map(read_header, r["images"])]).total
+    ours = [fresh.total(r["messages"], [(i.width, i.height) for i in map(read_header, r["images"])])
             for r in rows]                                  # header reads included: the preflight's whole job
     t_pre = time.perf_counter() - t_pre
     agree = sum(a == b for a, b in zip(ours, swift_lens))

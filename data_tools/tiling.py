@@ -37,6 +37,7 @@ def _closest(width: int, height: int, grids: tuple[tuple[int, int], ...], tile: 
     return best
 
 
+@lru_cache(maxsize=65536)       # image sizes repeat a lot within a dataset
 def num_tiles(width: int, height: int, max_num: int, tile: int, hf: bool, min_num: int = 1) -> int:
     """Tiles (thumbnail included) for one image of width x height."""
     grids = _grids_hf(max_num, min_num) if hf else _grids_swift(max_num, min_num)

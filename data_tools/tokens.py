@@ -124,22 +124,22 @@ class Counter:
         self.tiling = tiling
         self.exact = tokenizer_dir is not None
         self._cache: dict[str, int] = {}
-        self._count_many: Callable[[list[str]], list[int]] = lambda texts: [estimate_tokens(t) for t in texts]
+        self._count_one: Callable[[str], int] = estimate_tokens
         if tokenizer_dir is not None:
-            from tokenizers import Tokenizer
-            tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-            # plain encode: for the 1-3 uncached pieces of a sample, encode_batch's thread hand-off costs more
-            self._count_many = lambda texts: [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
+            from .word_count import WordCounter
+            self._count_one = WordCounter(tokenizer_dir / "tokenizer.json").count
 
     def count_texts(self, texts: list[str]) -> int:
         """Tokens of several separately-tokenized texts; template pieces repeat, so results are cached."""
-        cache = self._cache
-        todo = list(dict.fromkeys(t for t in texts if t not in cache))
-        fresh = dict(zip(todo, self._count_many(todo))) if todo else {}
-        total = sum(fresh[t] if t in fresh else cache[t] for t in texts)
-        if len(cache) > CACHE_SIZE:            # bounded: unique answers would otherwise grow it forever
-            cache.clear()
-        cache.update(fresh)
+        cache, total = self._cache, 0
+        for t in texts:
+            n = cache.get(t)
+            if n is None:
+                n = self._count_one(t)
+                if len(cache) >= CACHE_SIZE:     # bounded: unique answers would otherwise grow it forever
+                    cache.clear()
+                cache[t] = n
+            total += n
         return total
 
     def text_pieces(self, messages: list[dict[str, Any]], n_images: int) -> tuple[list[str], int]:
@@ -151,7 +151,7 @@ class Counter:
             system = self.default_system
         contents = [m["content"] for m in messages]
         # swift prepends missing <image> tags to the first message (tags counted across all, system too)
-        missing = n_images - len(re.findall("<image>", "\n".join(([system] if system else []) + contents)))
+        missing = n_images - sum(c.count("<image>") for c in contents) - (system.count("<image>") if system else 0)
         if missing > 0 and contents:
             contents[0] = "<image>" * missing + contents[0]
         p = self.pieces
@@ -166,7 +166,7 @@ class Counter:
         items: list[tuple[str, int] | None] = []     # None = an image slot (its tokens are not text)
         slots = 0
         for text, loss in stream:
-            for part in _TAG.split(text):
+            for part in (_TAG.split(text) if "<image>" in text else (text,)):
                 if part == "<image>" and slots < n_images:
                     items += [(IMG_OPEN, 0), None, (IMG_CLOSE, 0)]
                     slots += 1

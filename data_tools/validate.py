@@ -44,7 +44,7 @@ CODES = {
     "blank": "blank line",
     "remote-media": "remote media not checked",
 }
-HEADER_CACHE = 65536
+HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "empty", "extra-tags", "image-missing", "image-bad", "too-long",
           "file"}
 

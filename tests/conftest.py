@@ -43,3 +43,29 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None
     """Run one of the entry scripts (train.py, ...) in a subprocess, as a user would."""
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), "yellow": (230, 200, 20)}
+
+
+@pytest.fixture(scope="session")
+def overfit_run(tiny_model, tmp_path_factory) -> dict:
+    """A LoRA run on four solid-colour images, trained to answer their colour, with non-default tiling
+    (internvl.max_num=2) and max_length (256): shared by the infer and export tests."""
+    import json
+    from PIL import Image
+    root = tmp_path_factory.mktemp("overfit")
+    rows = []
+    for i, (name, rgb) in enumerate(COLOURS.items()):
+        path = root / f"{name}.png"
+        Image.new("RGB", (56, 56), rgb).save(path)
+        rows.append({"messages": [{"role": "user", "content": "<image>Colour?"},
+                                  {"role": "assistant", "content": name}], "images": [str(path)]})
+    data = root / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_cli("train.py", "recipes/tiny-demo.yaml", f"dataset=[{data}]", "~val_dataset", "num_train_epochs=60",
+                  "save_steps=60", "eval_steps=1000", "logging_steps=10", "internvl.max_num=2", "max_length=256",
+                  f"output_dir={root / 'out'}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (run,) = (root / "out").iterdir()
+    return {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60"}

@@ -1,0 +1,122 @@
+"""infer.py: better after training than before, the run's knobs re-applied, clear errors, chat."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from data_tools.tokens import Counter, TilingConfig
+
+pytestmark = pytest.mark.e2e
+
+
+def test_compare_base_shows_training_helped(overfit_run, tmp_path):
+    pred = tmp_path / "pred.jsonl"
+    out = run_cli("infer.py", str(overfit_run["run"]), "--dataset", str(overfit_run["data"]), "--compare-base",
+                  "--max-new-tokens", "8", "-o", str(pred))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    report = json.loads(pred.with_suffix(".metrics.json").read_text())
+    base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
+    assert tuned["exact_match"] > base["exact_match"]
+    assert tuned["exact_match"] >= 0.75 and tuned["cer"] < base["cer"]
+    rows = [json.loads(x) for x in pred.read_text().splitlines()]
+    assert len(rows) == 4 and all({"prediction", "prediction_base", "prompt_tokens"} <= set(r) for r in rows)
+    assert "exact_match" in out.stdout and "diff" in out.stdout
+    assert report["settings"]["env"] == {"MAX_NUM": "2"} and report["settings"]["max_length"] == 256
+
+
+def test_run_knobs_are_reapplied_on_the_hf_path(overfit_run, tiny_model, tmp_path):
+    """A 4:1 image is 4+1 tiles with the processor default (12) but 2+1 with the run's max_num=2."""
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (224, 56), "red").save(wide)
+    data = tmp_path / "wide.jsonl"
+    messages = [{"role": "user", "content": "<image>Colour?"}, {"role": "assistant", "content": "red"}]
+    data.write_text(json.dumps({"messages": messages, "images": [str(wide)]}) + "\n")
+    pred = tmp_path / "p.jsonl"
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--dataset", str(data), "-o", str(pred),
+                  "--max-new-tokens", "4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = [json.loads(x) for x in pred.read_text().splitlines()]
+    counter = Counter("internvl_hf", TilingConfig.for_model(tiny_model, "internvl_hf", None, None), tiny_model)
+    prompt = messages[:1]
+    with_run_knobs = counter.total(prompt + [{"role": "assistant", "content": ""}], [(224, 56)], max_num=2)
+    with_defaults = counter.total(prompt + [{"role": "assistant", "content": ""}], [(224, 56)])
+    assert with_defaults - with_run_knobs == 2 * 4                      # two tiles of 4 tokens apart
+    # prompt_tokens counts the generation prompt: the template's training suffix is not in it
+    assert row["prompt_tokens"] == with_run_knobs - counter.count_texts(["<|im_end|>\n"])
+
+
+def test_max_length_is_reapplied_to_swifts_template(overfit_run):
+    from internvl_kit.checkpoint import load
+    from internvl_kit.predict import Predictor
+    info = load(overfit_run["checkpoint"])
+    predictor = Predictor(info, model=info.base_model, adapter=str(info.path), max_new_tokens=4)
+    assert predictor.engine.template.max_length == 256
+    assert os.environ["MAX_NUM"] == "2"
+
+
+def _fake_checkpoint(tmp_path: Path, record: dict | None, args: dict | None = None) -> Path:
+    ckpt = tmp_path / "run" / "checkpoint-5"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"target_modules": ["q_proj"], "r": 8}))
+    if record is not None:
+        (ckpt / "run.json").write_text(json.dumps(record))
+    if args is not None:
+        (ckpt / "args.json").write_text(json.dumps(args))
+    return ckpt
+
+
+def test_chat_template_knobs_reach_the_environment(tmp_path, monkeypatch):
+    record = {"model_type": "internvl_chat", "template": "internvl3_5", "internvl": {"max_num": 4, "video_segments": 6},
+              "recipe": {"model": "OpenGVLab/InternVL3_5-8B", "max_length": 2048, "freeze_vit": False}}
+    ckpt = _fake_checkpoint(tmp_path, record)
+    out = run_cli("infer.py", str(ckpt), "--dry-run", "--backend", "vllm")
+    assert out.returncode == 0, out.stderr
+    assert "# env:        MAX_NUM=4 VIDEO_SEGMENTS=6" in out.stdout
+    assert "max_length 2048" in out.stdout and "OpenGVLab/InternVL3_5-8B" in out.stdout
+    assert "vllm applies LoRA to the language model only; merge first" in out.stderr
+    from internvl_kit.checkpoint import load
+    from internvl_kit.predict import apply_settings
+    for var in ("MAX_NUM", "VIDEO_SEGMENTS"):
+        monkeypatch.delenv(var, raising=False)
+    apply_settings(load(ckpt))
+    assert os.environ["MAX_NUM"] == "4" and os.environ["VIDEO_SEGMENTS"] == "6"
+
+
+def test_bad_inputs_fail_clearly(tmp_path, overfit_run):
+    cases = []
+    out = run_cli("infer.py", str(tmp_path / "nope"), "--prompt", "hi")
+    cases.append((out, "no such checkpoint directory"))
+    out = run_cli("infer.py", str(_fake_checkpoint(tmp_path / "a", None)), "--prompt", "hi")
+    cases.append((out, "no run.json or args.json next to the weights"))
+    not_image = tmp_path / "x.png"
+    not_image.write_text("not an image")
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--image", str(not_image), "--prompt", "hi")
+    cases.append((out, f"image '{not_image}' does not open"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "<image>?"},
+                                            {"role": "assistant", "content": "x"}], "images": [str(not_image)]}) + "\n")
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--dataset", str(bad))
+    cases.append((out, f"{bad}:1: image"))
+    for out, message in cases:
+        assert out.returncode == 1 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_single_image_and_interactive_chat(overfit_run):
+    green = overfit_run["root"] / "green.png"
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--image", str(green), "--prompt", "Colour?",
+                  "--max-new-tokens", "4")
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "green"
+    import subprocess
+    import sys
+    from conftest import ROOT
+    chat = subprocess.run([sys.executable, "infer.py", str(overfit_run["checkpoint"]), "--interactive",
+                           "--max-new-tokens", "4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          input=f"/image {overfit_run['root'] / 'blue.png'}\nColour?\n/image /no/such.png\n/quit\n")
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "assistant: blue" in chat.stdout and "error: /image: image '/no/such.png' does not open" in chat.stdout

@@ -1,0 +1,104 @@
+"""`python export.py CHECKPOINT [--merge] [--push OWNER/NAME]`: a publishable directory, proven, with a card."""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load
+from .fileio import atomic_write_text
+from .hub import TOKEN_ENV, PushError, push, read_token
+
+EPILOG = f"""hub token:
+  The ModelScope token is read from the environment variable {TOKEN_ENV} (or from --token-file FILE),
+  never from the command line; it does not appear in output, logs, saved args, the model card or the
+  pushed files.
+
+examples:
+  python export.py output/tiny-demo/<run>                         # publishable adapter dir + model card
+  python export.py output/tiny-demo/<run> --merge                 # merged model, proven against base+adapter
+  {TOKEN_ENV}=... python export.py output/<run> --merge --push my-org/my-model --private
+"""
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="export.py", description="Merge, document and publish a fine-tuned InternVL.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", help="checkpoint-N/ dir or a run dir (its last checkpoint)")
+    ap.add_argument("--merge", action="store_true", help="merge LoRA into the base weights (swift export), then prove it")
+    ap.add_argument("-o", "--output", type=Path, help="export dir (default: CHECKPOINT-merged or CHECKPOINT-adapter)")
+    ap.add_argument("--force", action="store_true", help="replace an existing export dir (after the new one is proven)")
+    ap.add_argument("--push", metavar="OWNER/NAME", help="push the export dir to this ModelScope model repo")
+    ap.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    ap.add_argument("--commit-message", default="Upload fine-tuned InternVL (internvl-kit)")
+    ap.add_argument("--token-file", type=Path, help=f"file holding the token, when {TOKEN_ENV} is not set")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (CheckpointError, PushError, _ExportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+class _ExportError(Exception):
+    pass
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import publish
+    from .merge import MergeError, fresh_dir, prove, replace_dir, run_swift_merge
+
+    info = load(args.checkpoint)
+    for w in info.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    token = None
+    if args.push:                              # fail before the long merge, not after it
+        if not REPO_ID.match(args.push):
+            raise _ExportError(f"--push {args.push!r}: expected OWNER/NAME")
+        token = read_token(args.token_file)
+    if args.merge and info.kind != "adapter":
+        raise _ExportError(f"{info.path} is already a merged model; drop --merge")
+    suffix = "merged" if args.merge else "adapter"
+    out = (args.output or info.path.with_name(f"{info.path.name}-{suffix}")).resolve()
+    if info.kind == "merged" and not args.output:
+        out = info.path
+    elif out.exists() and not args.force:
+        raise _ExportError(f"{out} exists; pass --force to replace it (never reused: it may be stale)")
+
+    if out != info.path:
+        tmp = fresh_dir(out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if args.merge:
+                print(f"[merge] swift export --merge_lora -> {out}", flush=True)
+                run_swift_merge(info, tmp)
+                for note in publish.apply_knobs_to_configs(info, tmp):
+                    print(f"[merge] tiling for other engines: {note}")
+                proof = prove(info, tmp)
+                print(f"[proof] merged vs base+adapter: max |diff| {proof['max_abs_diff_vs_base_plus_adapter']:.2e} "
+                      f"(tolerance {proof['tolerance']:.1e}); vs base: {proof['max_abs_diff_vs_base']:.2e} "
+                      f"(the adapter is in)")
+            else:
+                tmp.mkdir(parents=True)
+                publish.write_adapter_dir(info, tmp)
+            publish.write_record(info, tmp)
+            atomic_write_text(tmp / "README.md", publish.model_card(info, merged=args.merge, repo_id=args.push))
+            replace_dir(tmp, out)
+        except MergeError as e:
+            raise _ExportError(str(e)) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"[ok]    {suffix} export: {out}")
+    if args.push:
+        print(f"[push]  {out} -> {args.push} ({'private' if args.private else 'public'} if new)", flush=True)
+        for note in push(out, args.push, private=args.private, message=args.commit_message, token=token):
+            print(f"[push]  {note}")
+        print(f"[ok]    pushed: {args.push}")
+    return 0

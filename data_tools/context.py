@@ -26,6 +26,7 @@ def build(recipe: str | None = None, *, max_length: int | None = None, max_num: 
           image_root: str | None = None, deep: bool = False, tokens: bool = True) -> Setup:
     files: list[Path] = []
     input_size = None
+    template_flag = template
     if recipe:
         from internvl_kit import builtin, preflight
         from internvl_kit.recipe import RecipeError, load_recipe
@@ -45,18 +46,25 @@ def build(recipe: str | None = None, *, max_length: int | None = None, max_num: 
                 if local is not None:
                     files.append(local)
     return make(model=model, template=template, max_length=max_length, max_num=max_num, input_size=input_size,
-                tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files)
+                tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files,
+                strict_template=template_flag is not None)
 
 
 def make(*, model: str | None, template: str | None, max_length: int | None, max_num: int | None,
          input_size: int | None = None, tokenizer: str | None = None, image_root: str | None = None,
-         deep: bool = False, tokens: bool = True, files: list[Path] | None = None) -> Setup:
+         deep: bool = False, tokens: bool = True, files: list[Path] | None = None,
+         strict_template: bool = False) -> Setup:
     """Options for resolved settings (train.py's preflight calls this with the recipe's values)."""
+    if template is not None and template not in TEMPLATES and not strict_template:
+        tokens = False              # a recipe's template without token rules: the rest is still checked
+        note_off = f"token preflight off: no token rules for template {template} (known: {', '.join(TEMPLATES)})"
+    else:
+        note_off = "token preflight off"
     template = template or DEFAULT_TEMPLATE
-    if template not in TEMPLATES:
+    if tokens and template not in TEMPLATES:
         raise UsageError(f"--template {template!r}: token rules exist for {', '.join(TEMPLATES)}")
     opts = Options(max_length=max_length, max_num=max_num, image_root=image_root, deep=deep)
-    note = "token preflight off"
+    note = note_off
     if tokens:
         tok_dir = Path(tokenizer) if tokenizer else find_tokenizer(model)
         if tokenizer and not (tok_dir / "tokenizer.json").is_file():

@@ -62,6 +62,35 @@ def check_output_dir(data: dict[str, Any], recipe_file: str) -> list[Finding]:
 MAX_SHOWN = 20
 
 
+def visible_gpus() -> int:
+    """GPUs this process would see, without importing torch."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return len([d for d in env.split(",") if d.strip() and d.strip() != "-1"])
+    import shutil
+    import subprocess
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def check_parallel(data: dict[str, Any], recipe_file: str, model_parallel: bool) -> list[Finding]:
+    """Several visible GPUs and no parallel setting: swift would silently shard the model over them
+    (naive model parallelism, one GPU busy at a time) instead of training data parallel."""
+    n = visible_gpus()
+    if n > 1 and int(data.get("nproc_per_node", 1)) == 1 and int(data.get("nnodes", 1)) == 1 and not model_parallel:
+        return [Finding("error", f"{recipe_file}: nproc_per_node",
+                        f"{n} GPUs are visible but nproc_per_node is 1: swift would split the model across them "
+                        f"(naive model parallelism) instead of training data parallel; set nproc_per_node={n} "
+                        f"(with deepspeed=zero2/zero3 for large models), or CUDA_VISIBLE_DEVICES=0, or pass "
+                        f"--model-parallel if that is what you want")]
+    return []
+
+
 def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -> list[Finding]:
     """data_tools validation of every local dataset file: schema, roles, tags, images, token length."""
     from data_tools import context
@@ -88,7 +117,7 @@ def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -
 
 
 def run(data: dict[str, Any], recipe_file: str, knobs: dict[str, int] | None = None,
-        pending: set[str] = frozenset()) -> list[Finding]:
+        pending: set[str] = frozenset(), model_parallel: bool = False) -> list[Finding]:
     """All preflight findings for a recipe whose builtin refs are resolved (`pending`: not built yet)."""
-    return (check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)
-            + check_data(data, knobs or {}, pending))
+    return (check_parallel(data, recipe_file, model_parallel) + check_datasets(data, recipe_file, pending)
+            + check_output_dir(data, recipe_file) + check_data(data, knobs or {}, pending))

@@ -47,12 +47,38 @@ def format_value(value: Any) -> list[str]:
     return [str(value)]
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_env(data: dict[str, Any], node_rank: int | None = None, master_addr: str | None = None,
+               master_port: int | None = None) -> dict[str, str]:
+    """swift's launcher variables: NPROC_PER_NODE/NNODES make `swift sft` run torchrun. A single
+    DeepSpeed process still needs a one-process world, or DeepSpeed looks for MPI."""
+    nproc, nnodes = int(data.get("nproc_per_node", 1)), int(data.get("nnodes", 1))
+    if nproc > 1 or nnodes > 1:
+        env = {"NPROC_PER_NODE": str(nproc)}
+        if nnodes > 1:
+            env.update(NNODES=str(nnodes), NODE_RANK=str(node_rank or 0), MASTER_ADDR=master_addr or "127.0.0.1",
+                       MASTER_PORT=str(master_port or 29500))
+        else:
+            env["MASTER_PORT"] = str(master_port or free_port())
+        return env
+    if data.get("deepspeed"):
+        return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(master_port or free_port())}
+    return {}
+
+
 def knob_env(knobs: dict[str, int]) -> dict[str, str]:
     return {KNOB_ENV[k]: str(v) for k, v in sorted(knobs.items()) if k in KNOB_ENV}
 
 
-def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path,
-                resume_from: Path | None = None) -> SwiftCommand:
+def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from: Path | None = None,
+                launch: dict[str, str] | None = None) -> SwiftCommand:
     """Build `swift sft` for a validated recipe; `data` is recipe.data with builtin refs resolved."""
     order = list(schema()["properties"])
     keys = [k for k in FIRST_KEYS if k in data]
@@ -68,4 +94,4 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path,
         args += ["--external_plugins", str(PLUGIN_PATH)]
     if resume_from is not None:
         args += ["--resume_from_checkpoint", str(resume_from)]
-    return SwiftCommand("sft", args, knob_env(recipe.knobs))
+    return SwiftCommand("sft", args, {**knob_env(recipe.knobs), **(launch or {})})

@@ -112,6 +112,8 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
             if knob in knobs:
                 add(f"internvl.{knob}", f"not supported with template internvl_hf ({why}); "
                                         f"remove it, or use the original checkpoint with an internvl_chat template")
+    if d.get("deepspeed") and d.get("fsdp"):
+        add("fsdp", "deepspeed and fsdp are both set; choose one")
     if d.get("fp16") is True and d.get("bf16") is True:
         add("fp16", "fp16 and bf16 are both true; choose one")
     if d.get("tuner_type", "lora") == "full":

@@ -26,6 +26,15 @@ for var in ("MODELSCOPE_API_TOKEN", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ht
     os.environ.pop(var, None)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environ():
+    """Tests that run the toolkit in-process (apply_settings sets MAX_NUM, ...) must not leak it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     from internvl_kit import builtin

@@ -51,6 +51,8 @@ def test_preflight_equals_swift_encode(template, max_num, swift_processor, tiny_
     from swift import get_template
     if max_num is not None:
         monkeypatch.setenv("MAX_NUM", str(max_num))
+    else:
+        monkeypatch.delenv("MAX_NUM", raising=False)
     tpl = get_template(swift_processor, template_type=template)
     tpl.set_mode("train")
     counter = Counter(template, TilingConfig.for_model(tiny_model, template, max_num, None), tiny_model)

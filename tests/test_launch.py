@@ -1,0 +1,75 @@
+"""Scale-out through swift's own launcher, on CPU: two-process data parallel, single-process ZeRO-2,
+the multi-node commands, and the refusal of naive model parallelism."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import run_cli
+from internvl_kit import run_dir as runs
+
+DEMO = "recipes/tiny-demo.yaml"
+SHORT = ["max_steps=6", "save_steps=6", "eval_steps=6", "logging_steps=2"]
+
+
+@pytest.mark.e2e
+def test_two_process_data_parallel_writes_one_checkpoint(tmp_path, tiny_model, demo_data):
+    out = run_cli("train.py", DEMO, "nproc_per_node=2", *SHORT, f"output_dir={tmp_path}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert [c.name for c in runs.checkpoints(run)] == ["checkpoint-6"]
+    log = (run / "swift.log").read_text()
+    assert "torch.distributed.run --nproc_per_node 2" in log and "world_size: 2" in log
+    record = json.loads((run / "run.json").read_text())
+    assert record["env"]["NPROC_PER_NODE"] == "2" and int(record["env"]["MASTER_PORT"]) > 0
+
+
+@pytest.mark.e2e
+def test_single_process_deepspeed_zero2_trains(tmp_path, tiny_model, demo_data):
+    out = run_cli("train.py", DEMO, "deepspeed=zero2", *SHORT, f"output_dir={tmp_path}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (run / "checkpoint-6" / "adapter_model.safetensors").is_file()
+    assert "Using deepspeed" in (run / "swift.log").read_text()
+    assert json.loads((run / "args.json").read_text())["deepspeed"]["zero_optimization"]["stage"] == 2
+    rows = [json.loads(x) for x in (run / "logging.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert json.loads((run / "run.json").read_text())["env"]["WORLD_SIZE"] == "1"
+
+
+def test_multi_node_prints_each_nodes_command(tmp_path):
+    out = run_cli("train.py", DEMO, "nnodes=2", "nproc_per_node=4", f"output_dir={tmp_path}",
+                  "--master-addr", "10.1.2.3")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert f"python train.py {DEMO} nnodes=2 nproc_per_node=4 output_dir={tmp_path} --node-rank 1 " \
+           f"--master-addr 10.1.2.3 --master-port 29500" in lines
+    each = next(x for x in lines if x.startswith("# each runs:"))
+    for var in ("NNODES=2", "NODE_RANK=<rank>", "MASTER_ADDR=10.1.2.3", "MASTER_PORT=29500", "NPROC_PER_NODE=4"):
+        assert var in each
+    assert not list(tmp_path.iterdir())                      # nothing launched on this machine
+    out = run_cli("train.py", DEMO, "nnodes=2", "--node-rank", "1", "--master-addr", "10.1.2.3", "--dry-run",
+                  f"output_dir={tmp_path}")
+    assert out.returncode == 0 and "NODE_RANK=1" in out.stdout
+
+
+def test_several_visible_gpus_without_parallel_setting_are_refused(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", env=env)
+    assert out.returncode == 1
+    assert "4 GPUs are visible but nproc_per_node is 1" in out.stderr and "naive model parallelism" in out.stderr
+    assert run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", "nproc_per_node=4",
+                   env=env).returncode == 0
+    assert run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", "--model-parallel",
+                   env=env).returncode == 0
+
+
+def test_estimate_command(tmp_path):
+    out = run_cli("train.py", "recipes/internvl3_5-38b-lora.yaml", "--estimate", "--gpus", "1")
+    assert out.returncode == 1 and "fits in 74.5 GiB per GPU" in out.stdout and "NO" in out.stdout
+    assert "to fit: 2 GPUs with deepspeed=zero3" in out.stdout
+    out = run_cli("train.py", "recipes/internvl3_5-38b-lora.yaml", "--estimate")
+    assert out.returncode == 0 and "2 GPU(s), zero3" in out.stdout

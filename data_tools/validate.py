@@ -43,6 +43,7 @@ CODES = {
     "duplicate": "row identical to an earlier one",
     "blank": "blank line",
     "remote-media": "remote media not checked",
+    "video-length": "token length of a video sample not checked",
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "empty", "extra-tags", "image-missing", "image-bad", "too-long",
@@ -220,7 +221,11 @@ class Validator:
     # -- token length ---------------------------------------------------------------------
     def check_length(self, sample: Sample, emit: Callable[[str, str], None]) -> int | None:
         counter, limit = self.opts.counter, self.opts.max_length
-        if counter is None or sample.row.get("videos"):
+        if counter is None:
+            return None
+        if sample.row.get("videos"):
+            emit("video-length", "length not checked: video frames are sampled by swift at load time "
+                                 "(VIDEO_SEGMENTS frames x tiles per frame x tokens per tile)")
             return None
         total = counter.total(sample.row["messages"], sample.image_sizes, self.opts.max_num)
         if limit is not None and total > limit:

@@ -75,6 +75,16 @@ def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
     assert f"swift resolves against the current directory" in out.stdout
 
 
+def test_video_samples_say_their_length_is_not_checked(fixture_dir, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not decoded")
+    f = tmp_path / "v.jsonl"
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "<video>What happens?"},
+                                          {"role": "assistant", "content": "x"}], "videos": [str(clip)]}) + "\n")
+    out = run_cli("-m", "data_tools", "validate", str(f), "--max-length", "100")
+    assert out.returncode == 0 and f"{f}:1: warning video-length" in out.stdout
+
+
 def test_missing_input_file_is_an_error_not_a_traceback(tmp_path):
     out = run_cli("-m", "data_tools", "validate", str(tmp_path / "nope.jsonl"))
     assert out.returncode == 1 and f"{tmp_path / 'nope.jsonl'}:0: error file: cannot read" in out.stdout

@@ -149,6 +149,17 @@ def test_bad_token_forbidden_repo_and_missing_token_fail_clearly(overfit_run, hu
     assert not (tmp_path / "c").exists()                                    # refused before any work
 
 
+def test_unreachable_hub_fails_clearly_after_retries(overfit_run, tmp_path):
+    import socket
+    with socket.socket() as sock:                  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = export(str(overfit_run["checkpoint"]), "-o", str(tmp_path / "a"), "--push", "alice/x",
+                 extra={"MODELSCOPE_ENDPOINT": f"http://127.0.0.1:{port}"})
+    assert out.returncode == 1 and "the hub is unreachable or failing" in out.stderr
+    assert (tmp_path / "a" / "adapter_model.safetensors").is_file()
+
+
 def test_interrupted_upload_does_not_report_success(overfit_run, hub, tmp_path):
     hub.state.faults.update(blob_drop=100)
     out = export(str(overfit_run["checkpoint"]), "-o", str(tmp_path / "a"), "--push", "alice/cut", hub=hub)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from . import context
-from .validate import Report, Validator
+from .validate import Report, Sample, Validator
 
 
 def _pct(values: list[int], q: float) -> int:
@@ -17,32 +18,25 @@ def _pct(values: list[int], q: float) -> int:
 def run(args: argparse.Namespace) -> int:
     setup = context.build(args.recipe, max_length=args.max_length, max_num=args.max_num, model=args.model,
                           template=args.template, tokenizer=args.tokenizer, image_root=args.image_root)
-    v = Validator(setup.options)
     counter = setup.options.counter
+    # the row checks only: this command counts lengths itself, with the breakdown
+    v = Validator(replace(setup.options, counter=None))
     turns, per_sample, tiles = Counter(), Counter(), Counter()
     text, image, total = [], [], []
     report = Report()
+
+    def measure(sample: Sample) -> None:
+        messages = sample.row["messages"]
+        turns[sum(m["role"] == "assistant" for m in messages)] += 1
+        per_sample[len(sample.image_sizes)] += 1
+        b = counter.count(messages, sample.image_sizes, setup.options.max_num)
+        tiles.update(b.tiles)
+        text.append(b.text + b.template)
+        image.append(b.image)
+        total.append(b.total)
+
     for f in args.files:
-        dataset_dir = f.resolve().parent
-        for n, raw in v.lines(f):
-            if not raw.strip():
-                continue
-            report.samples += 1
-            try:
-                row = json.loads(raw)
-            except ValueError:
-                report.counts["json"] += 1
-                continue
-            sample = v.check_row(row, dataset_dir, lambda code, msg: report.counts.update([code]))
-            if sample is None:
-                continue
-            turns[sum(m["role"] == "assistant" for m in row["messages"])] += 1
-            per_sample[len(sample.image_sizes)] += 1
-            b = counter.count(row["messages"], sample.image_sizes, setup.options.max_num)
-            tiles.update(b.tiles)
-            text.append(b.text + b.template)
-            image.append(b.image)
-            total.append(b.total)
+        v.validate_file(f, report, lambda issue: None, on_sample=measure)
     for xs in (text, image, total):
         xs.sort()
     limit = setup.options.max_length

@@ -250,13 +250,14 @@ class Validator:
             for n, raw in enumerate(f, 1):
                 yield n, raw
 
-    def validate_file(self, path: Path, report: Report, sink: Callable[[Issue], None]) -> None:
+    def validate_file(self, path: Path, report: Report, sink: Callable[[Issue], None],
+                      on_sample: Callable[[Sample], None] | None = None) -> None:
+        """Check every line of path; on_sample sees each row that passed the row checks."""
         shown = str(path)
         seen: dict[int, int] = {}
         dataset_dir = path.resolve().parent
         try:
-            it = self.lines(path)
-            for n, raw in it:
+            for n, raw in self.lines(path):
                 def emit(code: str, message: str, _n: int = n) -> None:
                     report.counts[code] += 1
                     sink(Issue(shown, _n, code, message))
@@ -283,6 +284,8 @@ class Validator:
                     seen[key] = n
                 sample = self.check_row(row, dataset_dir, emit)
                 if sample is not None:
+                    if on_sample is not None:
+                        on_sample(sample)
                     total = self.check_length(sample, emit)
                     if total is not None:
                         report.lengths.append(total)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, replace_dir
 from .hub import TOKEN_ENV, PushError, push, read_token
 
 EPILOG = f"""hub token:
@@ -53,7 +53,7 @@ class _ExportError(Exception):
 
 def _run(args: argparse.Namespace) -> int:
     from . import publish
-    from .merge import MergeError, fresh_dir, prove, replace_dir, run_swift_merge
+    from .merge import MergeError, fresh_dir, prove, run_swift_merge
 
     info = load(args.checkpoint)
     for w in info.warnings:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,3 +30,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return p
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put a fully written directory in target's place (the old one, if any, goes only now)."""
+    if os.path.exists(target):
+        shutil.rmtree(target)
+    os.replace(tmp, target)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
@@ -97,9 +96,3 @@ def prove(info: CheckpointInfo, merged: Path) -> dict[str, float]:
 def fresh_dir(target: Path) -> Path:
     """An empty sibling temp directory name (not created: swift refuses existing output dirs)."""
     return target.parent / f".{target.name}.tmp-{os.getpid()}"
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)

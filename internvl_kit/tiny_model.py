@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .fileio import replace_dir
+
 TILE = 56          # px per tile; tile/patch must be even for pixel unshuffle
 PATCH = 14
 TOKENS_PER_TILE = (TILE // PATCH) ** 2 // 4   # downsample_ratio 0.5 -> 4
@@ -131,9 +133,7 @@ def build(out_dir: str | os.PathLike, seed: int = 0, max_patches: int = 12) -> P
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 
 def _row(content: str = "<image>What is it?", answer: str = "a cat", images=None, **extra) -> str:
@@ -72,7 +71,7 @@ def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
     assert path.read_bytes() == before                        # input untouched
     assert "summary: 14 samples in 1 file(s): 9 error(s), 5 warning(s)" in out.stdout
     assert "fix: max_length=" in out.stdout and "swift would drop this sample silently" in out.stdout
-    assert f"swift resolves against the current directory" in out.stdout
+    assert "swift resolves against the current directory" in out.stdout
 
 
 def test_video_samples_say_their_length_is_not_checked(fixture_dir, tmp_path):

@@ -3,13 +3,11 @@ ModelScope hub on 127.0.0.1 driven by the real modelscope client."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from hub_server import PRIVATE, PUBLIC, StandInHub
 
 pytestmark = pytest.mark.e2e

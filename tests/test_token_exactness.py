@@ -6,8 +6,6 @@ tags, and aspect ratios that hit every tie-breaking rule of the tiling.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 from PIL import Image
 

@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 
 from .errors import Problem
 from .loader import Resolved
-from .schema import known_keys, schema, subschema
+from .schema import known_keys, schema
 
 # Which templates belong to which swift model_type (facts: ms-swift 4.6 registry).
 TEMPLATES_BY_MODEL_TYPE = {

@@ -1,12 +1,14 @@
-"""Build a tiny, randomly initialised transformers-native InternVL for offline tests and the demo.
+"""Build tiny, randomly initialised InternVLs of both routes, for offline tests and the demo.
 
-Real checkpoints cannot be downloaded here, so every end-to-end path (swift sft / infer / export)
-runs against this model instead. It has the exact architecture of the -HF checkpoints
-(InternVLForConditionalGeneration: InternViT -> pixel-unshuffle MLP -> Qwen2), a byte-level BPE
-tokenizer trained locally that carries the ChatML and InternVL special tokens, and an
-InternVLProcessor with dynamic tiling (56-px tiles, 4 image tokens per tile). Same seed, same bytes.
+Real checkpoints cannot be downloaded here, so every end-to-end path (swift sft / infer / export) runs
+against these instead. Two architectures, as users meet them through swift:
+  hf    transformers-native InternVLForConditionalGeneration (the `-HF` checkpoints; model_type internvl)
+  chat  InternVLChatModel through trust_remote_code (the official checkpoints; model_type internvl_chat),
+        with remote-code files the project writes itself (internvl_kit/remote_code)
+Each has InternViT -> pixel-unshuffle MLP -> a Qwen2 or Qwen3 LLM, a byte-level BPE tokenizer trained
+locally with the ChatML and InternVL special tokens, and 56-px tiles of 4 image tokens. Same seed, same bytes.
 
-    python -m internvl_kit.tiny_model OUT_DIR [--seed 0] [--max-patches 12]
+    python -m internvl_kit.tiny_model OUT_DIR [--arch hf|chat] [--llm qwen2|qwen3] [--seed 0] [--max-patches 12]
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ PATCH = 14
 TOKENS_PER_TILE = (TILE // PATCH) ** 2 // 4   # downsample_ratio 0.5 -> 4
 VOCAB_SIZE = 1024
 # Bump when the builder's output changes, so cached copies are rebuilt.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 INTERNVL_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<ref>", "</ref>",
@@ -91,35 +93,41 @@ def build_tokenizer():
     )
 
 
-def build(out_dir: str | os.PathLike, seed: int = 0, max_patches: int = 12) -> Path:
-    """Write the tiny model, tokenizer and processor to out_dir (atomically) and return it."""
-    import torch
-    from transformers import (GenerationConfig, GotOcr2ImageProcessor, InternVLConfig,
-                              InternVLForConditionalGeneration, InternVLProcessor,
-                              InternVLVideoProcessor)
+ARCHS = ("hf", "chat")
+LLMS = ("qwen2", "qwen3")
+REMOTE_CODE = Path(__file__).with_name("remote_code")
+REMOTE_FILES = ("configuration_intern_vit.py", "configuration_internvl_chat.py", "modeling_intern_vit.py",
+                "modeling_internvl_chat.py")
+AUTO_MAP = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+            "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"}
+VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+              image_size=TILE, patch_size=PATCH)
 
-    out = Path(out_dir)
-    tokenizer = build_tokenizer()
+
+def _text_config(llm: str, vocab_size: int, eos: int, pad: int, tie: bool) -> dict:
+    cfg = dict(model_type=llm, vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
+               tie_word_embeddings=tie, initializer_range=0.1, bos_token_id=None, eos_token_id=eos,
+               pad_token_id=pad)
+    if llm == "qwen3":
+        cfg["head_dim"] = 16        # Qwen3's default (128) would not fit a 64-wide model
+    return cfg
+
+
+def _hf_model(tokenizer, llm: str, max_patches: int):
+    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
+                              InternVLProcessor, InternVLVideoProcessor)
     image_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
-    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = InternVLConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=TILE, patch_size=PATCH, norm_type="layer_norm", use_qk_norm=False,
-                           use_mean_pooling=True),
-        text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=32768, tie_word_embeddings=True, initializer_range=0.1,
-                         bos_token_id=None, eos_token_id=im_end, pad_token_id=eot),
+        vision_config=dict(VISION, norm_type="layer_norm", use_qk_norm=False, use_mean_pooling=True),
+        text_config=_text_config(llm, len(tokenizer), eos, pad, tie=True),
         image_token_id=image_token_id, image_seq_length=TOKENS_PER_TILE, downsample_ratio=0.5,
         vision_feature_layer=-1, vision_feature_select_strategy="default", tie_word_embeddings=True,
     )
-    config.eos_token_id = im_end
-    config.pad_token_id = eot
-    torch.manual_seed(seed)
-    model = InternVLForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(eos_token_id=[im_end, eot], pad_token_id=eot,
-                                               do_sample=False, max_new_tokens=64)
+    config.eos_token_id, config.pad_token_id = eos, pad
+    model = InternVLForConditionalGeneration(config)
     size = {"height": TILE, "width": TILE}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, min_patches=1,
@@ -127,12 +135,55 @@ def build(out_dir: str | os.PathLike, seed: int = 0, max_patches: int = 12) -> P
         video_processor=InternVLVideoProcessor(size=size),
         tokenizer=tokenizer, image_seq_length=TOKENS_PER_TILE, chat_template=CHAT_TEMPLATE,
     )
+    return model, processor
 
+
+def _chat_model(tokenizer, llm: str, max_patches: int):
+    """InternVLChatModel from the project's remote code, configured like the official checkpoints."""
+    from .remote_code.configuration_internvl_chat import InternVLChatConfig
+    from .remote_code.modeling_internvl_chat import InternVLChatModel
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[llm]
+    text = _text_config(llm, len(tokenizer), eos, pad, tie=False)
+    del text["model_type"]
+    config = InternVLChatConfig(
+        vision_config=dict(VISION, architectures=["InternVisionModel"], norm_type="layer_norm",
+                           qk_normalization=False, initializer_range=0.1),
+        llm_config=dict(text, architectures=[arch]),
+        force_image_size=TILE, downsample_ratio=0.5, template="internvl2_5", ps_version="v2", select_layer=-1,
+        dynamic_image_size=True, use_thumbnail=True, min_dynamic_patch=1, max_dynamic_patch=max_patches,
+        architectures=["InternVLChatModel"], tie_word_embeddings=False,
+    )
+    config.auto_map = dict(AUTO_MAP)
+    config.eos_token_id, config.pad_token_id = eos, pad
+    return InternVLChatModel(config), tokenizer
+
+
+def build(out_dir: str | os.PathLike, seed: int = 0, max_patches: int = 12, arch: str = "hf",
+          llm: str = "qwen2") -> Path:
+    """Write a tiny model of the given route (with tokenizer and processor) to out_dir, atomically."""
+    import torch
+    from transformers import GenerationConfig
+
+    if arch not in ARCHS or llm not in LLMS:
+        raise ValueError(f"arch must be one of {ARCHS} and llm one of {LLMS}, got {arch!r} / {llm!r}")
+    out = Path(out_dir)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    model, processor = (_hf_model if arch == "hf" else _chat_model)(tokenizer, llm, max_patches)
+    model.eval()
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False,
+                                               max_new_tokens=64)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        if arch == "chat":              # PreTrainedModel alone does not save it; the official repos ship one
+            model.generation_config.save_pretrained(tmp)
+            for name in REMOTE_FILES:
+                shutil.copyfile(REMOTE_CODE / name, tmp / name)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -152,10 +203,13 @@ def digest(model_dir: str | os.PathLike) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m internvl_kit.tiny_model", description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", help="directory to write (replaced if it exists)")
+    ap.add_argument("--arch", choices=ARCHS, default="hf",
+                    help="hf: InternVLForConditionalGeneration; chat: InternVLChatModel via trust_remote_code")
+    ap.add_argument("--llm", choices=LLMS, default="qwen2", help="language model (InternVL3: qwen2, 3.5: qwen3)")
     ap.add_argument("--seed", type=int, default=0, help="weight init seed (same seed, same bytes)")
-    ap.add_argument("--max-patches", type=int, default=12, help="processor's max tiles per image")
+    ap.add_argument("--max-patches", type=int, default=12, help="max tiles per image in the model's own config")
     args = ap.parse_args(argv)
-    out = build(args.out_dir, seed=args.seed, max_patches=args.max_patches)
+    out = build(args.out_dir, seed=args.seed, max_patches=args.max_patches, arch=args.arch, llm=args.llm)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(json.dumps({"path": str(out), "bytes": size, "sha256": digest(out)}))
     return 0

@@ -91,6 +91,26 @@ def check_parallel(data: dict[str, Any], recipe_file: str, model_parallel: bool)
     return []
 
 
+def check_tile_size(data: dict[str, Any], knobs: dict[str, int], recipe_file: str) -> list[Finding]:
+    """A local chat checkpoint trained for other tiles than swift will cut (INPUT_SIZE, default 448)
+    fails inside the model (wrong number of image tokens); say so now, with the value to set."""
+    import json
+    config_path = Path(str(data.get("model", ""))).expanduser() / "config.json"
+    if data.get("model_type") != "internvl_chat" or not config_path.is_file():
+        return []
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    size = config.get("force_image_size") or (config.get("vision_config") or {}).get("image_size")
+    wanted = knobs.get("input_size", 448)
+    if size and int(size) != wanted:
+        return [Finding("error", f"{recipe_file}: internvl.input_size",
+                        f"the model's tiles are {size} px (force_image_size in {config_path}) but swift would cut "
+                        f"{wanted}-px tiles; set internvl.input_size={size}")]
+    return []
+
+
 def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -> list[Finding]:
     """data_tools validation of every local dataset file: schema, roles, tags, images, token length."""
     from data_tools import context
@@ -119,5 +139,7 @@ def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -
 def run(data: dict[str, Any], recipe_file: str, knobs: dict[str, int] | None = None,
         pending: set[str] = frozenset(), model_parallel: bool = False) -> list[Finding]:
     """All preflight findings for a recipe whose builtin refs are resolved (`pending`: not built yet)."""
-    return (check_parallel(data, recipe_file, model_parallel) + check_datasets(data, recipe_file, pending)
-            + check_output_dir(data, recipe_file) + check_data(data, knobs or {}, pending))
+    knobs = knobs or {}
+    return (check_parallel(data, recipe_file, model_parallel) + check_tile_size(data, knobs, recipe_file)
+            + check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)
+            + check_data(data, knobs, pending))

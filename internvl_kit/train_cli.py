@@ -19,6 +19,8 @@ EPILOG = """examples:
   python train.py recipes/tiny-demo.yaml lora_rank=16 freeze_vit=false dataset=[a.jsonl,b.jsonl]
   python train.py recipes/tiny-demo.yaml ~max_steps           # delete a key set by the recipe
   python train.py recipes/tiny-demo.yaml --resume             # continue the latest run from its checkpoint
+  python train.py recipes/internvl3_5-8b-latex-ocr.yaml model=OpenGVLab/InternVL3_5-8B-HF --dry-run
+                                                              # the -HF route: the model picks model_type/template
 """
 
 

@@ -194,3 +194,47 @@ def test_malformed_override(tmp_path):
     msgs = problems_of(leaf, ["lora_rank", "~nothing_here"])
     assert "command line: override 'lora_rank' is not key=value (or ~key to delete)" in msgs
     assert "command line: nothing_here: cannot delete 'nothing_here': the recipe does not set it" in msgs
+
+
+# ---------------------------------------------------------------- the model picks the route
+
+@pytest.mark.parametrize("model,route", [
+    ("OpenGVLab/InternVL3_5-8B", ("internvl_chat", "internvl3_5")),
+    ("OpenGVLab/InternVL3_5-8B-HF", ("internvl", "internvl_hf")),
+    ("OpenGVLab/InternVL3-8B", ("internvl_chat", "internvl2_5")),
+    ("OpenGVLab/InternVL3-8B-hf", ("internvl", "internvl_hf")),
+    ("OpenGVLab/InternVL3_5-GPT-OSS-20B-A4B-Preview", ("internvl_chat", "internvl3_5_gpt")),
+    ("builtin:tiny-internvl3", ("internvl_chat", "internvl2_5")),
+    ("builtin:tiny-internvl-hf", ("internvl", "internvl_hf")),
+])
+def test_the_model_picks_model_type_and_template(tmp_path, model, route):
+    leaf = write(tmp_path, "r.yaml", f"model: {model}\ndataset: [train.jsonl]\n")
+    r = load_recipe(leaf)
+    assert (r.data["model_type"], r.data["template"]) == route
+
+
+def test_a_local_checkpoint_picks_its_route_from_its_config(tmp_path):
+    import json
+    ckpt = tmp_path / "my-finetune"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "internvl_chat",
+                                                  "llm_config": {"architectures": ["Qwen3ForCausalLM"]}}))
+    leaf = write(tmp_path, "r.yaml", f"model: {ckpt}\ndataset: [train.jsonl]\n")
+    assert (load_recipe(leaf).data["model_type"], load_recipe(leaf).data["template"]) == ("internvl_chat",
+                                                                                          "internvl3_5")
+
+
+def test_switching_the_headline_recipe_to_the_hf_checkpoint_is_one_key():
+    from conftest import ROOT
+    recipe = ROOT / "recipes/internvl3_5-8b-latex-ocr.yaml"
+    r = load_recipe(recipe, ["model=OpenGVLab/InternVL3_5-8B-HF"])
+    assert (r.data["model_type"], r.data["template"]) == ("internvl", "internvl_hf")
+    (msg,) = problems_of(recipe, ["model=OpenGVLab/InternVL3_5-8B-HF", "template=internvl3_5"])
+    assert ("template: OpenGVLab/InternVL3_5-8B-HF takes model_type 'internvl' with template 'internvl_hf'"
+            in msg and "remove template from the recipe" in msg)
+
+
+def test_an_unknown_model_needs_model_type_and_template(tmp_path):
+    leaf = write(tmp_path, "r.yaml", "model: someone/some-vlm\ndataset: [train.jsonl]\n")
+    msgs = problems_of(leaf)
+    assert len(msgs) == 2 and all("required for 'someone/some-vlm'" in m for m in msgs)

@@ -86,6 +86,30 @@ def _schema_problems(res: Resolved) -> list[Problem]:
     return problems
 
 
+def _route_problems(res: Resolved, add) -> bool:
+    """Fill model_type/template from the model's route; False (and problems) if the recipe contradicts it."""
+    from .. import routes
+    d, model = res.data, res.data.get("model")
+    found = routes.route(model) if isinstance(model, str) and model else None
+    agrees = True
+    for key in ("model_type", "template"):
+        want = getattr(found, key) if found else None
+        if key not in d:
+            if want:
+                d[key] = want
+                res.origins[(key,)] = (f"the model's route ({found.source})", None)
+            else:
+                add(key, f"required for {model!r}, which is neither a known InternVL id (python -m "
+                         f"internvl_kit.family) nor a local checkpoint: set model_type and template "
+                         f"(internvl_chat with internvl2_5 / internvl3_5 / internvl3_5_gpt for the original "
+                         f"checkpoints, internvl with internvl_hf for -HF ones)")
+        elif want and d[key] != want:
+            agrees = False
+            add(key, f"{model} takes model_type {found.model_type!r} with template {found.template!r} "
+                     f"({found.source}), not {d[key]!r}: remove {key} from the recipe to take it from the model")
+    return agrees
+
+
 def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
     d, problems = res.data, []
 
@@ -102,8 +126,9 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
             res.origins[("tuner_type",)] = (src, line)
             warnings.append(f"{src}{f':{line}' if line else ''}: train_type is the swift 3.x name; "
                             f"using tuner_type: {d['tuner_type']} (rename it in the recipe)")
+    agrees = _route_problems(res, add)
     mt, tpl = d.get("model_type"), d.get("template")
-    if mt in TEMPLATES_BY_MODEL_TYPE and isinstance(tpl, str) and tpl not in TEMPLATES_BY_MODEL_TYPE[mt]:
+    if agrees and mt in TEMPLATES_BY_MODEL_TYPE and isinstance(tpl, str) and tpl not in TEMPLATES_BY_MODEL_TYPE[mt]:
         add("template", f"template {tpl!r} does not fit model_type {mt!r}; "
                         f"allowed: {', '.join(TEMPLATES_BY_MODEL_TYPE[mt])}")
     knobs = d.get("internvl") if isinstance(d.get("internvl"), dict) else {}

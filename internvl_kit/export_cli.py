@@ -10,6 +10,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError, load
 from .fileio import atomic_write_text, replace_dir
 from .hub import TOKEN_ENV, PushError, push, read_token
+from .merge_proof import PROOFS
 
 EPILOG = f"""hub token:
   The ModelScope token is read from the environment variable {TOKEN_ENV} (or from --token-file FILE),
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--merge", action="store_true", help="merge LoRA into the base weights (swift export), then prove it")
     ap.add_argument("-o", "--output", type=Path, help="export dir (default: CHECKPOINT-merged or CHECKPOINT-adapter)")
     ap.add_argument("--force", action="store_true", help="replace an existing export dir (after the new one is proven)")
+    ap.add_argument("--proof", choices=PROOFS, default="auto",
+                    help="how the merge is proven: weights (streamed tensor by tensor, any size), logits (probe "
+                         "image through base+adapter and merged), auto (weights, plus logits when they fit in RAM)")
     ap.add_argument("--push", metavar="OWNER/NAME", help="push the export dir to this ModelScope model repo")
     ap.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
     ap.add_argument("--commit-message", default="Upload fine-tuned InternVL (internvl-kit)")
@@ -51,9 +55,21 @@ class _ExportError(Exception):
     pass
 
 
+def _describe_proof(p: dict) -> str:
+    if p.get("skipped"):
+        return f"{p['proof']}: skipped ({p['skipped']})"
+    if p["proof"] == "weights":
+        return (f"weights: {p['lora_targets']} LoRA target(s) = base + scaling * B @ A (worst element at "
+                f"{p['worst_vs_tolerance']:.2f}x the dtype tolerance), {p['replaced']} replaced, "
+                f"{p['unchanged']} other tensor(s) byte-equal to the base")
+    return (f"logits: merged vs base+adapter max |diff| {p['max_abs_diff_vs_base_plus_adapter']:.2e} "
+            f"(tolerance {p['tolerance']:.1e}); vs base {p['max_abs_diff_vs_base']:.2e} (the adapter is in)")
+
+
 def _run(args: argparse.Namespace) -> int:
-    from . import publish
-    from .merge import MergeError, fresh_dir, prove, run_swift_merge
+    from . import model_card, publish
+    from .merge import MergeError, fresh_dir, run_swift_merge
+    from .merge_proof import prove
 
     info = load(args.checkpoint)
     for w in info.warnings:
@@ -81,21 +97,25 @@ def _run(args: argparse.Namespace) -> int:
                 run_swift_merge(info, tmp)
                 for note in publish.apply_knobs_to_configs(info, tmp):
                     print(f"[merge] tiling for other engines: {note}")
-                proof = prove(info, tmp)
-                print(f"[proof] merged vs base+adapter: max |diff| {proof['max_abs_diff_vs_base_plus_adapter']:.2e} "
-                      f"(tolerance {proof['tolerance']:.1e}); vs base: {proof['max_abs_diff_vs_base']:.2e} "
-                      f"(the adapter is in)")
+                for proof in prove(info, tmp, args.proof):
+                    print(f"[proof] {_describe_proof(proof)}", flush=True)
             else:
                 tmp.mkdir(parents=True)
                 publish.write_adapter_dir(info, tmp)
             publish.write_record(info, tmp)
-            atomic_write_text(tmp / "README.md", publish.model_card(info, merged=args.merge, repo_id=args.push))
+            if not args.merge:
+                publish.write_swift_args(info, tmp)
+            atomic_write_text(tmp / "README.md", model_card.render(info, merged=args.merge, repo_id=args.push,
+                                                                   local_name=out.name))
             replace_dir(tmp, out)
         except MergeError as e:
             raise _ExportError(str(e)) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(f"[ok]    {suffix} export: {out}")
+    elif args.push:                 # an existing export, pushed as it is: its card names the repo now
+        atomic_write_text(out / "README.md", model_card.render(info, merged=info.kind == "merged",
+                                                               repo_id=args.push, local_name=out.name))
     if args.push:
         print(f"[push]  {out} -> {args.push} ({'private' if args.private else 'public'} if new)", flush=True)
         for note in push(out, args.push, private=args.private, message=args.commit_message, token=token):

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 TOKEN_ENV = "MODELSCOPE_API_TOKEN"
-IGNORED = (".ms_upload_cache", ".git")
+IGNORED = (".ms_upload_cache", ".git", "infer")   # infer/: infer.py's predictions on a merged dir stay local
 
 
 class PushError(Exception):

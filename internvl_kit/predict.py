@@ -32,6 +32,21 @@ def apply_settings(info: CheckpointInfo) -> None:
         from . import swift_plugin  # noqa: F401 - import patches swift's internvl_hf template
 
 
+def _engine_class():
+    """swift's TransformersEngine, with the remote-code model's GenerationMixin restored before the
+    adapter is applied (a second load in one process, as --compare-base does, would lose it)."""
+    from swift.infer_engine import TransformersEngine
+
+    from .model_loading import ensure_generation_mixin
+
+    class Engine(TransformersEngine):
+        def _get_model_processor(self, *args: Any, **kwargs: Any):
+            model, processor = super()._get_model_processor(*args, **kwargs)
+            ensure_generation_mixin(model)
+            return model, processor
+    return Engine
+
+
 class Predictor:
     def __init__(self, info: CheckpointInfo, *, model: str, adapter: str | None, backend: str = "transformers",
                  max_new_tokens: int = 256):
@@ -41,8 +56,7 @@ class Predictor:
         try:
             if backend == "transformers":
                 import torch
-                from swift.infer_engine import TransformersEngine
-                self.engine = TransformersEngine(model, adapters=[adapter] if adapter else None,
+                self.engine = _engine_class()(model, adapters=[adapter] if adapter else None,
                                                  torch_dtype=getattr(torch, dtype) if dtype else None, **kwargs)
             elif backend == "vllm":
                 from swift.infer_engine import VllmEngine

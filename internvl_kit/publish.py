@@ -1,5 +1,6 @@
-"""What an exported directory carries: the run record without local paths, the knobs applied to the
-model's own configs, and a model card. Shared by the adapter and the merged export."""
+"""What an exported directory carries besides weights: the run record without local paths, a minimal
+args.json for swift, and the run's knobs written into the model's own configs. Shared by the adapter
+and the merged export (the card is model_card.py)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from . import builtin
 from .checkpoint import CheckpointInfo
 from .fileio import atomic_write_text
 from .run_dir import RECIPE_COPY, RUN_RECORD
@@ -51,11 +53,34 @@ def write_adapter_dir(info: CheckpointInfo, out: Path) -> None:
 
 
 def base_model_id(info: CheckpointInfo) -> str:
-    return str(scrub((info.recipe or {}).get("model") or info.trained_from))
+    """The base model as others can fetch it: the recipe's hub id (a builtin tiny model's public id)."""
+    model = (info.recipe or {}).get("model") or info.trained_from
+    tiny = builtin.tiny(model)
+    return tiny.public_id if tiny else str(scrub(model))
+
+
+# What `swift infer --adapters DIR` reads from DIR/args.json to rebuild the model and template
+# (swift 4.6 BaseArguments.load_args_from_ckpt); swift's own args.json is full of local paths.
+SWIFT_ARGS_KEYS = ("model", "model_type", "model_revision", "torch_dtype", "attn_impl", "new_special_tokens",
+                   "rope_scaling", "max_model_len", "template", "system", "truncation_strategy",
+                   "agent_template", "norm_bbox", "use_chat_template", "response_prefix", "tuner_type",
+                   "task_type", "swift_version")
+
+
+def write_swift_args(info: CheckpointInfo, out: Path) -> None:
+    """A minimal args.json so that `swift infer --adapters OUT` finds its base model by its public id."""
+    args = {}
+    for source in (info.path / "args.json", info.path.parent / "args.json"):
+        if source.is_file():
+            args = json.loads(source.read_text(encoding="utf-8"))
+            break
+    keep = {k: args[k] for k in SWIFT_ARGS_KEYS if args.get(k) is not None}
+    keep.update(model=base_model_id(info), model_type=info.model_type, template=info.template)
+    atomic_write_text(out / "args.json", json.dumps(scrub(keep), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_record(info: CheckpointInfo, out: Path) -> None:
-    """Our run record, scrubbed; swift's args.json (local paths throughout) is not published."""
+    """Our run record, scrubbed; swift's args.json (local paths throughout) is not published as it is."""
     (out / "args.json").unlink(missing_ok=True)
     if info.record is not None:
         rec = public_record(info)
@@ -88,118 +113,3 @@ def apply_knobs_to_configs(info: CheckpointInfo, model_dir: Path) -> list[str]:
         atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
         changed.append(f"config.json: max_dynamic_patch={max_num}")
     return changed
-
-
-def _dataset_lines(recipe: dict[str, Any]) -> list[str]:
-    from .preflight import local_dataset_path
-    out = []
-    for key in ("dataset", "val_dataset"):
-        for entry in recipe.get(key) or []:
-            local = local_dataset_path(entry) if not entry.startswith("builtin:") else None
-            size = ""
-            if local is not None and local.is_file():
-                with open(local, "rb") as f:
-                    size = f" ({sum(1 for line in f if line.strip())} samples)"
-            out.append(f"- {key}: `{scrub(entry)}`{size}")
-    return out
-
-
-def _metrics_lines(info: CheckpointInfo) -> list[str]:
-    lines = []
-    for path in sorted((info.path / "infer").glob("*.metrics.json")):
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        for name, m in report.get("metrics", {}).items():
-            if m.get("samples"):
-                lines.append(f"| {Path(report.get('dataset', path.stem)).name} | {name} | {m['samples']} | "
-                             f"{m['exact_match']:.3f} | {m['normalized_exact_match']:.3f} | {m['cer']:.3f} | "
-                             f"{m['bleu']:.1f} |")
-    if not lines:
-        return ["No evaluation was run (`python infer.py CHECKPOINT --dataset val.jsonl` adds it here)."]
-    return ["| dataset | model | samples | exact match | normalized EM | CER | BLEU |",
-            "| --- | --- | --- | --- | --- | --- | --- |"] + lines
-
-
-def model_card(info: CheckpointInfo, merged: bool, repo_id: str | None) -> str:
-    recipe = scrub(info.recipe or {})
-    base = base_model_id(info)
-    name = repo_id or (info.record or {}).get("recipe_name", "internvl-lora")
-    frozen = [part for part, key in (("vision tower", "freeze_vit"), ("projector", "freeze_aligner"),
-                                     ("language model", "freeze_llm")) if recipe.get(key)]
-    adapter = info.adapter_config
-    targets = adapter.get("target_modules") or recipe.get("target_modules") or []
-    knobs = ", ".join(f"{k}={v}" for k, v in sorted(info.knobs.items())) or "swift defaults"
-    load_id = repo_id or "<this directory>"
-    if merged:
-        usage = f"""```python
-from transformers import AutoModelForImageTextToText, AutoProcessor
-model = AutoModelForImageTextToText.from_pretrained("{load_id}")
-processor = AutoProcessor.from_pretrained("{load_id}")
-```
-```bash
-swift infer --model {load_id} --model_type {info.model_type} --template {info.template} --max_length {info.max_length}
-lmdeploy serve api_server {load_id}
-```"""
-    else:
-        usage = f"""```python
-from peft import PeftModel
-from transformers import AutoModelForImageTextToText, AutoProcessor
-base = AutoModelForImageTextToText.from_pretrained("{base}")
-model = PeftModel.from_pretrained(base, "{load_id}")
-processor = AutoProcessor.from_pretrained("{base}")
-```
-```bash
-{' '.join(f'{k}={v}' for k, v in sorted(info.env.items()))} swift infer --adapters {load_id} --max_length {info.max_length}
-# lmdeploy serves merged weights: python export.py CHECKPOINT --merge, then lmdeploy serve api_server <merged dir>
-```"""
-    versions = (info.record or {}).get("versions") or {}
-    return "\n".join([
-        "---",
-        f"base_model: {base}",
-        f"library_name: {'transformers' if merged else 'peft'}",
-        "tags: [internvl, lora, ms-swift, internvl-kit, image-text-to-text]",
-        "---",
-        f"# {name}",
-        "",
-        f"{'Merged' if merged else 'LoRA adapter of a'} fine-tune of `{base}` with ms-swift "
-        f"({info.model_type} / template `{info.template}`), exported by internvl-kit.",
-        "",
-        "## What was trained",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| base model | `{base}` |",
-        f"| tuner | {recipe.get('tuner_type', 'lora')} r={adapter.get('r', recipe.get('lora_rank'))} "
-        f"alpha={adapter.get('lora_alpha', recipe.get('lora_alpha'))} |",
-        f"| LoRA targets | {', '.join(map(str, targets)) if isinstance(targets, list) else targets} |",
-        f"| frozen | {', '.join(frozen) or 'nothing'} |",
-        f"| max_length | {info.max_length} |",
-        f"| InternVL tiling | {knobs} |",
-        f"| epochs / lr | {recipe.get('num_train_epochs')} / {recipe.get('learning_rate')} |",
-        "",
-        "## Data",
-        "",
-        *(_dataset_lines(info.recipe or {}) or ["- (not recorded)"]),
-        "",
-        "## Evaluation",
-        "",
-        *_metrics_lines(info),
-        "",
-        "## How to use",
-        "",
-        f"Re-apply the tiling the model was trained with ({knobs}); "
-        + ("the merged configs already carry it." if merged else "swift's infer does not restore it from the adapter."),
-        "",
-        usage,
-        "",
-        "## Recipe",
-        "",
-        "```yaml",
-        yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(),
-        "```",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
-        "",
-    ])

@@ -107,7 +107,7 @@ def main() -> int:
     from internvl_kit import builtin
     from data_tools.tokens import Counter, TilingConfig
 
-    tiny = builtin.resolve("builtin:tiny-internvl")
+    tiny = builtin.resolve("builtin:tiny-internvl-hf")
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         data = generate(Path(tmp), a.n)

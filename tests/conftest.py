@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,52 @@ def _isolated_environ():
     os.environ.update(saved)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One tiny model and the tiny-demo overrides that select it: each route, each chat template."""
+    name: str
+    model: str                    # builtin: ref
+    model_type: str
+    template: str
+    overrides: tuple[str, ...]    # applied to recipes/tiny-demo.yaml (whose own model is internvl3_5)
+
+    @property
+    def path(self) -> Path:
+        from internvl_kit import builtin
+        return builtin.resolve(self.model)
+
+    @property
+    def is_hf(self) -> bool:
+        return self.model_type == "internvl"
+
+
+VARIANTS = {
+    "hf": Variant("hf", "builtin:tiny-internvl-hf", "internvl", "internvl_hf",
+                  ("model=builtin:tiny-internvl-hf", "~internvl.input_size")),
+    "internvl2_5": Variant("internvl2_5", "builtin:tiny-internvl3", "internvl_chat", "internvl2_5",
+                           ("model=builtin:tiny-internvl3",)),
+    "internvl3_5": Variant("internvl3_5", "builtin:tiny-internvl3_5", "internvl_chat", "internvl3_5", ()),
+}
+
+
+@pytest.fixture(scope="session", params=list(VARIANTS))
+def variant(request) -> Variant:
+    """Every end-to-end test runs on each route: the -HF model, and the chat model with both templates."""
+    v = VARIANTS[request.param]
+    v.path                      # built once per session
+    return v
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
-    from internvl_kit import builtin
-    return builtin.resolve("builtin:tiny-internvl")
+    """The -HF tiny model (unit tests that need one tokenizer and processor)."""
+    return VARIANTS["hf"].path
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    """recipes/tiny-demo.yaml's own model (the chat route, InternVL3.5-like)."""
+    return VARIANTS["internvl3_5"].path
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +101,12 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), 
 
 
 @pytest.fixture(scope="session")
-def overfit_run(tiny_model, tmp_path_factory) -> dict:
+def overfit_run(variant, tmp_path_factory) -> dict:
     """A LoRA run on four solid-colour images, trained to answer their colour, with non-default tiling
-    (internvl.max_num=2) and max_length (256): shared by the infer and export tests."""
+    (internvl.max_num=2) and max_length (256), one per variant: shared by the infer and export tests."""
     import json
     from PIL import Image
-    root = tmp_path_factory.mktemp("overfit")
+    root = tmp_path_factory.mktemp(f"overfit-{variant.name}")
     rows = []
     for i, (name, rgb) in enumerate(COLOURS.items()):
         path = root / f"{name}.png"
@@ -72,9 +115,20 @@ def overfit_run(tiny_model, tmp_path_factory) -> dict:
                                   {"role": "assistant", "content": name}], "images": [str(path)]})
     data = root / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = run_cli("train.py", "recipes/tiny-demo.yaml", f"dataset=[{data}]", "~val_dataset", "num_train_epochs=60",
+    out = run_cli("train.py", "recipes/tiny-demo.yaml", *variant.overrides, f"dataset=[{data}]", "~val_dataset",
+                  "num_train_epochs=60",
                   "save_steps=60", "eval_steps=1000", "logging_steps=10", "internvl.max_num=2", "max_length=256",
                   f"output_dir={root / 'out'}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = (root / "out").iterdir()
-    return {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60"}
+    return {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60", "variant": variant}
+
+
+@pytest.fixture(scope="session")
+def merged_export(overfit_run, tmp_path_factory) -> dict:
+    """The overfit run merged by export.py (both proofs), once per variant: shared by export and card tests."""
+    merged = tmp_path_factory.mktemp(f"merged-{overfit_run['variant'].name}") / "merged"
+    out = run_cli("export.py", str(overfit_run["checkpoint"]), "--merge", "-o", str(merged))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return {"dir": merged, "stdout": out.stdout}
+

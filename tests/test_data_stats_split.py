@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import run_cli
 
 
-def test_stats_on_the_demo_data(tiny_model, demo_data, tmp_path):
+def test_stats_on_the_demo_data(demo_model, demo_data, tmp_path):
     png = tmp_path / "h.png"
     out = run_cli("-m", "data_tools", "stats", str(demo_data["train"]), "--recipe", "recipes/tiny-demo.yaml",
                   "--max-length", "50", "--json", "--plot", str(png))

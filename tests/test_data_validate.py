@@ -132,7 +132,7 @@ def test_image_root_resolves_like_root_image_dir(fixture_dir, tmp_path):
     assert out.returncode == 0, out.stdout
 
 
-def test_recipe_supplies_limits_model_and_datasets(tiny_model, demo_data):
+def test_recipe_supplies_limits_model_and_datasets(demo_model, demo_data):
     out = run_cli("-m", "data_tools", "validate", "--recipe", "recipes/tiny-demo.yaml")
     assert out.returncode == 0, out.stdout
     assert "56 samples in 2 file(s)" in out.stdout and "exact (tokenizer of" in out.stdout
@@ -140,7 +140,7 @@ def test_recipe_supplies_limits_model_and_datasets(tiny_model, demo_data):
     assert out.returncode == 1 and "internvl.max_num=" in out.stdout
 
 
-def test_train_refuses_bad_data_unless_told(fixture_dir, tmp_path, tiny_model):
+def test_train_refuses_bad_data_unless_told(fixture_dir, tmp_path, demo_model):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_row(images=[str(fixture_dir / "img" / "missing.png")]) + "\n")
     args = ["train.py", "recipes/tiny-demo.yaml", "--dry-run", f"dataset=[{bad}]", "~val_dataset",

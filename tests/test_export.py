@@ -1,8 +1,9 @@
-"""export.py: merge with proof, a model card without secrets or local paths, and pushes to a stand-in
-ModelScope hub on 127.0.0.1 driven by the real modelscope client."""
+"""export.py on both routes: merge with proofs (logits and streamed weights), a model card without secrets
+or local paths, and pushes to a stand-in ModelScope hub on 127.0.0.1 driven by the real modelscope client."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,23 +61,27 @@ def test_help_documents_the_token_variable():
     assert out.returncode == 0 and "MODELSCOPE_API_TOKEN" in out.stdout
 
 
-def test_merge_is_proven_carries_knobs_and_is_never_reused(overfit_run, tmp_path):
-    merged = tmp_path / "merged"
-    out = export(str(overfit_run["checkpoint"]), "--merge", "-o", str(merged), token=None)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    assert "[proof] merged vs base+adapter" in out.stdout and "the adapter is in" in out.stdout
-    proc_cfg = json.loads((merged / "processor_config.json").read_text())
-    assert proc_cfg["image_processor"]["max_patches"] == 2                     # the run's knob travels
+def test_merge_is_proven_carries_knobs_and_is_never_reused(overfit_run, merged_export, tmp_path):
+    variant, merged, stdout = overfit_run["variant"], merged_export["dir"], merged_export["stdout"]
+    assert "[proof] weights: 14 LoRA target(s) = base + scaling * B @ A" in stdout
+    assert "[proof] logits: merged vs base+adapter" in stdout and "the adapter is in" in stdout
+    if variant.is_hf:
+        proc_cfg = json.loads((merged / "processor_config.json").read_text())
+        assert proc_cfg["image_processor"]["max_patches"] == 2                 # the run's knob travels
+    else:
+        assert json.loads((merged / "config.json").read_text())["max_dynamic_patch"] == 2
+        assert (merged / "modeling_internvl_chat.py").is_file()              # remote code travels too
     record = json.loads((merged / "run.json").read_text())
-    assert record["internvl"] == {"max_num": 2} and record["template"] == "internvl_hf"
+    assert record["internvl"]["max_num"] == 2 and record["template"] == variant.template
     assert not (merged / "args.json").exists()
     card = (merged / "README.md").read_text()
-    for needle in ("## What was trained", "max_num=2", "## Recipe", "AutoModelForImageTextToText", "lmdeploy",
-                   "train.jsonl` (4 samples)"):
+    loader = ("AutoModelForImageTextToText" if variant.is_hf else "trust_remote_code=True")
+    for needle in ("## What was trained", "max_num=2", "## Recipe", loader, "lmdeploy", "train.jsonl` (4 samples)"):
         assert needle in card, needle
+    assert ("model.chat(" in card) != variant.is_hf
     for path in merged.rglob("*"):
         if path.suffix in (".md", ".json", ".yaml"):
-            assert str(tmp_path) not in path.read_text() and "/tmp/" not in path.read_text(), path
+            assert str(tmp_path.parent) not in path.read_text() and "/tmp/" not in path.read_text(), path
     again = export(str(overfit_run["checkpoint"]), "--merge", "-o", str(merged), token=None)
     assert again.returncode == 1 and "exists; pass --force" in again.stderr
     # the merged model answers like base+adapter did
@@ -87,28 +92,74 @@ def test_merge_is_proven_carries_knobs_and_is_never_reused(overfit_run, tmp_path
     assert json.loads(pred.with_suffix(".metrics.json").read_text())["metrics"]["tuned"]["exact_match"] >= 0.75
 
 
-def test_a_merge_without_the_adapter_fails_the_proof(overfit_run, tiny_model):
+@pytest.mark.parametrize("how", ["logits", "weights"])
+def test_a_merge_without_the_adapter_fails_each_proof(overfit_run, how):
     from internvl_kit.checkpoint import load
-    from internvl_kit.merge import MergeError, prove
+    from internvl_kit.merge_proof import MergeError, prove
     with pytest.raises(MergeError, match="the adapter is not in the merged weights"):
-        prove(load(overfit_run["checkpoint"]), tiny_model)       # "merged" = the untouched base model
+        prove(load(overfit_run["checkpoint"]), overfit_run["variant"].path, how)   # "merged" = the untouched base
 
 
-def test_push_adapter_and_merged_and_read_them_back(overfit_run, hub, tmp_path):
+def _tamper(src: Path, dst: Path, pick, change) -> str:
+    """A copy of a merged export with one tensor changed: the first name `pick` accepts."""
+    import shutil
+    import torch
+    from safetensors.torch import load_file, save_file
+    shutil.copytree(src, dst)
+    tensors = load_file(str(dst / "model.safetensors"))
+    name = next(n for n in sorted(tensors) if pick(n))
+    tensors[name] = change(tensors[name].clone())
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return name
+
+
+def test_the_weight_proof_catches_a_corrupted_merge(overfit_run, merged_export, tmp_path):
+    from internvl_kit.checkpoint import load
+    from internvl_kit.merge_proof import MergeError, prove_weights
+    info, base = load(overfit_run["checkpoint"]), overfit_run["variant"].path
+    assert prove_weights(info, base, merged_export["dir"])["changed_targets"] == 14
+    # a LoRA target off by one part in a thousand in one element
+    name = _tamper(merged_export["dir"], tmp_path / "a", lambda n: n.endswith("q_proj.weight"), _nudge_one)
+    with pytest.raises(MergeError, match=re.escape(name) + ".*merge is wrong"):
+        prove_weights(info, base, tmp_path / "a")
+    # a tensor LoRA never touched (the vision tower)
+    name = _tamper(merged_export["dir"], tmp_path / "b", lambda n: "vision" in n and n.endswith("weight"),
+                   lambda t: t + 1e-6)
+    with pytest.raises(MergeError, match=re.escape(name) + ": not a LoRA target"):
+        prove_weights(info, base, tmp_path / "b")
+
+
+def _nudge_one(t):
+    t[0, 0] = t[0, 0] * 1.001 + 1e-3
+    return t
+
+
+def test_auto_proof_streams_weights_when_the_logit_probe_does_not_fit(overfit_run, merged_export, monkeypatch):
+    from internvl_kit import merge_proof
+    from internvl_kit.checkpoint import load
+    monkeypatch.setattr(merge_proof, "available_memory", lambda: 0)
+    results = merge_proof.prove(load(overfit_run["checkpoint"]), merged_export["dir"], "auto")
+    assert [r["proof"] for r in results] == ["weights", "logits"] and "do not fit" in results[1]["skipped"]
+    monkeypatch.setattr(merge_proof, "available_memory", lambda: 1 << 40)
+    assert "skipped" not in merge_proof.prove(load(overfit_run["checkpoint"]), merged_export["dir"], "auto")[1]
+
+
+def test_push_adapter_and_merged_and_read_them_back(overfit_run, merged_export, hub, tmp_path):
     adapter = tmp_path / "adapter"
     out = export(str(overfit_run["checkpoint"]), "-o", str(adapter), "--push", "alice/colours-lora", hub=hub)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "verified" in out.stdout and hub.state.repos["alice/colours-lora"].visibility == PUBLIC
     assert sorted(p.name for p in adapter.iterdir()) == ["README.md", "adapter_config.json",
                                                          "adapter_model.safetensors", "additional_config.json",
-                                                         "recipe.yaml", "run.json"]
-    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == \
-        "builtin:tiny-internvl"
+                                                         "args.json", "recipe.yaml", "run.json"]
+    public_id = f"internvl-kit/{overfit_run['variant'].model.split(':')[1]}"
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == public_id
+    swift_args = json.loads((adapter / "args.json").read_text())      # what `swift infer --adapters` reads
+    assert (swift_args["model"], swift_args["template"]) == (public_id, overfit_run["variant"].template)
     same_tree(adapter, download(hub, "alice/colours-lora", tmp_path / "dl-adapter"))
 
-    merged = tmp_path / "merged"
-    out = export(str(overfit_run["checkpoint"]), "--merge", "-o", str(merged), "--push", "alice/colours",
-                 "--private", hub=hub)
+    merged = merged_export["dir"]                   # an existing export is pushed as it is
+    out = export(str(merged), "--push", "alice/colours", "--private", hub=hub)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert hub.state.repos["alice/colours"].visibility == PRIVATE
     same_tree(merged, download(hub, "alice/colours", tmp_path / "dl-merged"))

@@ -1,4 +1,4 @@
-"""infer.py: better after training than before, the run's knobs re-applied, clear errors, chat."""
+"""infer.py on both routes: better after training than before, the run's knobs re-applied, clear errors, chat."""
 from __future__ import annotations
 
 import json
@@ -26,11 +26,13 @@ def test_compare_base_shows_training_helped(overfit_run, tmp_path):
     rows = [json.loads(x) for x in pred.read_text().splitlines()]
     assert len(rows) == 4 and all({"prediction", "prediction_base", "prompt_tokens"} <= set(r) for r in rows)
     assert "exact_match" in out.stdout and "diff" in out.stdout
-    assert report["settings"]["env"] == {"MAX_NUM": "2"} and report["settings"]["max_length"] == 256
+    knobs = {"MAX_NUM": "2"} if overfit_run["variant"].is_hf else {"MAX_NUM": "2", "INPUT_SIZE": "56"}
+    assert report["settings"]["env"] == knobs and report["settings"]["max_length"] == 256
 
 
-def test_run_knobs_are_reapplied_on_the_hf_path(overfit_run, tiny_model, tmp_path):
-    """A 4:1 image is 4+1 tiles with the processor default (12) but 2+1 with the run's max_num=2."""
+def test_run_knobs_are_reapplied(overfit_run, tmp_path):
+    """A 4:1 image is 4+1 tiles with the default limit (12) but 2+1 with the run's max_num=2."""
+    variant = overfit_run["variant"]
     wide = tmp_path / "wide.png"
     Image.new("RGB", (224, 56), "red").save(wide)
     data = tmp_path / "wide.jsonl"
@@ -41,7 +43,9 @@ def test_run_knobs_are_reapplied_on_the_hf_path(overfit_run, tiny_model, tmp_pat
                   "--max-new-tokens", "4")
     assert out.returncode == 0, out.stderr[-3000:]
     (row,) = [json.loads(x) for x in pred.read_text().splitlines()]
-    counter = Counter("internvl_hf", TilingConfig.for_model(tiny_model, "internvl_hf", None, None), tiny_model)
+    input_size = None if variant.is_hf else 56
+    tiling = TilingConfig.for_model(variant.path, variant.template, None, input_size)
+    counter = Counter(variant.template, tiling, variant.path)
     prompt = messages[:1]
     with_run_knobs = counter.total(prompt + [{"role": "assistant", "content": ""}], [(224, 56)], max_num=2)
     with_defaults = counter.total(prompt + [{"role": "assistant", "content": ""}], [(224, 56)])
@@ -57,6 +61,8 @@ def test_max_length_is_reapplied_to_swifts_template(overfit_run):
     predictor = Predictor(info, model=info.base_model, adapter=str(info.path), max_new_tokens=4)
     assert predictor.engine.template.max_length == 256
     assert os.environ["MAX_NUM"] == "2"
+    if not overfit_run["variant"].is_hf:               # swift's chat templates read the tiling at build time
+        assert (predictor.engine.template.max_num, predictor.engine.template.input_size) == (2, 56)
 
 
 def _fake_checkpoint(tmp_path: Path, record: dict | None, args: dict | None = None) -> Path:

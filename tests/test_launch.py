@@ -1,5 +1,5 @@
-"""Scale-out through swift's own launcher, on CPU: two-process data parallel, single-process ZeRO-2,
-the multi-node commands, and the refusal of naive model parallelism."""
+"""Scale-out through swift's own launcher, on CPU and on each route: two-process data parallel,
+single-process ZeRO-2, the multi-node commands, and the refusal of naive model parallelism."""
 from __future__ import annotations
 
 import json
@@ -15,8 +15,8 @@ SHORT = ["max_steps=6", "save_steps=6", "eval_steps=6", "logging_steps=2"]
 
 
 @pytest.mark.e2e
-def test_two_process_data_parallel_writes_one_checkpoint(tmp_path, tiny_model, demo_data):
-    out = run_cli("train.py", DEMO, "nproc_per_node=2", *SHORT, f"output_dir={tmp_path}")
+def test_two_process_data_parallel_writes_one_checkpoint(tmp_path, variant, demo_data):
+    out = run_cli("train.py", DEMO, *variant.overrides, "nproc_per_node=2", *SHORT, f"output_dir={tmp_path}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert [c.name for c in runs.checkpoints(run)] == ["checkpoint-6"]
@@ -27,8 +27,8 @@ def test_two_process_data_parallel_writes_one_checkpoint(tmp_path, tiny_model, d
 
 
 @pytest.mark.e2e
-def test_single_process_deepspeed_zero2_trains(tmp_path, tiny_model, demo_data):
-    out = run_cli("train.py", DEMO, "deepspeed=zero2", *SHORT, f"output_dir={tmp_path}")
+def test_single_process_deepspeed_zero2_trains(tmp_path, variant, demo_data):
+    out = run_cli("train.py", DEMO, *variant.overrides, "deepspeed=zero2", *SHORT, f"output_dir={tmp_path}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert (run / "checkpoint-6" / "adapter_model.safetensors").is_file()

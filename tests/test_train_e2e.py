@@ -1,4 +1,5 @@
-"""train.py really trains the tiny model with swift: checkpoints, records, falling loss, resume."""
+"""train.py really trains the tiny models of both routes with swift: checkpoints, records, falling loss,
+resume; and the headline recipe runs with the tiny chat model in place of its hub id."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, VARIANTS, run_cli
 from internvl_kit import run_dir as runs
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +25,9 @@ def _losses(run: Path) -> list[float]:
     return [float(r["loss"]) for r in rows if "loss" in r]
 
 
-def test_train_writes_adapter_record_and_the_loss_falls(tmp_path, tiny_model, demo_data):
-    out = run_cli("train.py", DEMO, f"output_dir={tmp_path}", "num_train_epochs=3", "save_steps=18",
-                  "eval_steps=18", "logging_steps=2")
+def test_train_writes_adapter_record_and_the_loss_falls(tmp_path, variant, demo_data):
+    out = run_cli("train.py", DEMO, *variant.overrides, f"output_dir={tmp_path}", "num_train_epochs=3",
+                  "save_steps=18", "eval_steps=18", "logging_steps=2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert run.name.startswith("tiny-demo-")
@@ -40,18 +41,19 @@ def test_train_writes_adapter_record_and_the_loss_falls(tmp_path, tiny_model, de
     assert adapter["r"] == 8 and adapter["lora_alpha"] == 32
 
     record = json.loads((run / "run.json").read_text())
-    assert record["recipe_name"] == "tiny-demo" and record["model_type"] == "internvl"
-    assert record["template"] == "internvl_hf" and record["internvl"] == {"max_num": 6}
-    assert record["env"] == {"MAX_NUM": "6"}
+    knobs = {"max_num": 6} if variant.is_hf else {"max_num": 6, "input_size": 56}
+    assert record["recipe_name"] == "tiny-demo" and record["model_type"] == variant.model_type
+    assert record["template"] == variant.template and record["internvl"] == knobs
+    assert record["env"] == {"MAX_NUM": "6", **({} if variant.is_hf else {"INPUT_SIZE": "56"})}
     assert record["versions"]["ms-swift"].startswith("4.6.")
     for dist in ("transformers", "peft", "torch"):
         assert record["versions"][dist]
-    assert record["overrides"][0] == f"output_dir={tmp_path}"
+    assert record["overrides"][len(variant.overrides)] == f"output_dir={tmp_path}"
     resolved = yaml.safe_load((run / "recipe.yaml").read_text())
     assert resolved == record["recipe"] and resolved["num_train_epochs"] == 3
     assert (run / "command.sh").read_text().splitlines()[1] == record["command"]
     swift_args = json.loads((run / "args.json").read_text())
-    assert swift_args["model_type"] == "internvl" and swift_args["template"] == "internvl_hf"
+    assert swift_args["model_type"] == variant.model_type and swift_args["template"] == variant.template
     assert swift_args["output_dir"] == str(run)
 
     losses = _losses(run)
@@ -59,9 +61,9 @@ def test_train_writes_adapter_record_and_the_loss_falls(tmp_path, tiny_model, de
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3
 
 
-def test_interrupted_run_resumes_to_the_total_steps(tmp_path, tiny_model, demo_data):
+def test_interrupted_run_resumes_to_the_total_steps(tmp_path, variant, demo_data):
     total = 150
-    args = [sys.executable, "train.py", DEMO, f"output_dir={tmp_path}", f"max_steps={total}",
+    args = [sys.executable, "train.py", DEMO, *variant.overrides, f"output_dir={tmp_path}", f"max_steps={total}",
             "save_steps=10", "save_total_limit=3", "eval_steps=1000", "logging_steps=1"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
@@ -82,7 +84,7 @@ def test_interrupted_run_resumes_to_the_total_steps(tmp_path, tiny_model, demo_d
     assert stopped_at < total, "the run finished before it could be interrupted"
     assert subprocess.run(["pgrep", "-f", str(run)], capture_output=True).stdout == b""   # swift is gone
 
-    res = run_cli("train.py", DEMO, f"output_dir={tmp_path}", f"max_steps={total}", "save_steps=10",
+    res = run_cli("train.py", DEMO, *variant.overrides, f"output_dir={tmp_path}", f"max_steps={total}", "save_steps=10",
                   "save_total_limit=3", "eval_steps=1000", "logging_steps=1", "--resume")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     last = runs.last_checkpoint(run)
@@ -96,3 +98,26 @@ def test_interrupted_run_resumes_to_the_total_steps(tmp_path, tiny_model, demo_d
     resumed_steps = [s for s in steps if s]
     # the resumed part continues after the checkpoint instead of starting again at step 1
     assert f"{stopped_at + 1}/{total}" in resumed_steps and resumed_steps[-1] == f"{total}/{total}"
+
+
+def test_headline_recipe_trains_with_the_tiny_chat_model_in_place_of_its_hub_id(tmp_path, demo_data):
+    """recipes/internvl3_5-8b-latex-ocr.yaml, unchanged in model_type, template and tiling, with the tiny
+    InternVL3.5 (same route: InternVLChatModel through trust_remote_code) substituted for the 8B hub id."""
+    from internvl_kit.recipe import load_recipe
+    recipe = "recipes/internvl3_5-8b-latex-ocr.yaml"
+    official = load_recipe(ROOT / recipe).data
+    tiny = VARIANTS["internvl3_5"].path
+    cpu = ["torch_dtype=float32", "fp16=false", "bf16=false", "check_model=false", "dataloader_num_workers=0",
+           "report_to=[none]", "gradient_accumulation_steps=1", "max_steps=2", "save_steps=2", "eval_steps=2"]
+    out = run_cli("train.py", recipe, f"model={tiny}", "internvl.input_size=56", f"dataset=[{demo_data['train']}]",
+                  "split_dataset_ratio=0.1", f"output_dir={tmp_path}", *cpu)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    record = json.loads((run / "run.json").read_text())
+    assert (record["model_type"], record["template"]) == (official["model_type"], official["template"])
+    assert record["env"]["MAX_NUM"] == str(official["internvl"]["max_num"]) == "12"
+    swift_args = json.loads((run / "args.json").read_text())
+    assert swift_args["model_type"] == "internvl_chat" and swift_args["template"] == "internvl3_5"
+    assert swift_args["lora_rank"] == official["lora_rank"] and swift_args["max_length"] == official["max_length"]
+    assert (run / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert "InternVLChatModel" in (run / "swift.log").read_text()

@@ -33,6 +33,7 @@ class CheckpointInfo:
     record: dict[str, Any] | None = None     # run.json, when the toolkit trained it
     warnings: list[str] = field(default_factory=list)
     trained_from: str = ""         # the base model the run started from (for --compare-base)
+    export: str | None = None      # "adapter" | "merged" for a directory export.py wrote, else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -88,6 +89,7 @@ def load(arg: str | Path) -> CheckpointInfo:
         warnings.append(f"{path}: trained without the toolkit (no run.json): tiling knobs "
                         f"({', '.join(KNOB_ENV.values())}) unknown, using swift's defaults")
     info.trained_from = info.base_model
+    info.export = (record or {}).get("export")
     if kind == "merged":
         info.base_model = str(path)
     if not info.model_type or not info.template:

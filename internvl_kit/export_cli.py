@@ -28,7 +28,8 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="export.py", description="Merge, document and publish a fine-tuned InternVL.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", help="checkpoint-N/ dir or a run dir (its last checkpoint)")
+    ap.add_argument("checkpoint", help="checkpoint-N/ dir, a run dir (its last checkpoint), or an export dir to push "
+                                       "as it is")
     ap.add_argument("--merge", action="store_true", help="merge LoRA into the base weights (swift export), then prove it")
     ap.add_argument("-o", "--output", type=Path, help="export dir (default: CHECKPOINT-merged or CHECKPOINT-adapter)")
     ap.add_argument("--force", action="store_true", help="replace an existing export dir (after the new one is proven)")
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "image through base+adapter and merged), auto (weights, plus logits when they fit in RAM)")
     ap.add_argument("--push", metavar="OWNER/NAME", help="push the export dir to this ModelScope model repo")
     ap.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    ap.add_argument("--prune", action="store_true",
+                    help="after the push, delete remote files that are not part of this export (listed otherwise)")
     ap.add_argument("--commit-message", default="Upload fine-tuned InternVL (internvl-kit)")
     ap.add_argument("--token-file", type=Path, help=f"file holding the token, when {TOKEN_ENV} is not set")
     return ap
@@ -81,9 +84,12 @@ def _run(args: argparse.Namespace) -> int:
         token = read_token(args.token_file)
     if args.merge and info.kind != "adapter":
         raise _ExportError(f"{info.path} is already a merged model; drop --merge")
+    if info.export and (args.merge or args.output):
+        raise _ExportError(f"{info.path} is an {info.export} export, pushed as it is: drop --merge/-o, or export "
+                           f"again from its training checkpoint (checkpoint-N/)")
     suffix = "merged" if args.merge else "adapter"
     out = (args.output or info.path.with_name(f"{info.path.name}-{suffix}")).resolve()
-    if info.kind == "merged" and not args.output:
+    if info.export or (info.kind == "merged" and not args.output):
         out = info.path
     elif out.exists() and not args.force:
         raise _ExportError(f"{out} exists; pass --force to replace it (never reused: it may be stale)")
@@ -94,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             if args.merge:
                 print(f"[merge] swift export --merge_lora -> {out}", flush=True)
-                run_swift_merge(info, tmp)
+                run_swift_merge(info, tmp, progress=lambda line: print(line, flush=True))
                 for note in publish.apply_knobs_to_configs(info, tmp):
                     print(f"[merge] tiling for other engines: {note}")
                 for proof in prove(info, tmp, args.proof):
@@ -102,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 tmp.mkdir(parents=True)
                 publish.write_adapter_dir(info, tmp)
-            publish.write_record(info, tmp)
+            publish.write_record(info, tmp, suffix)
             if not args.merge:
                 publish.write_swift_args(info, tmp)
             atomic_write_text(tmp / "README.md", model_card.render(info, merged=args.merge, repo_id=args.push,
@@ -118,7 +124,9 @@ def _run(args: argparse.Namespace) -> int:
                                                                repo_id=args.push, local_name=out.name))
     if args.push:
         print(f"[push]  {out} -> {args.push} ({'private' if args.private else 'public'} if new)", flush=True)
-        for note in push(out, args.push, private=args.private, message=args.commit_message, token=token):
-            print(f"[push]  {note}")
+        progress = lambda note: print(f"[push]  {note}", flush=True)  # noqa: E731
+        for note in push(out, args.push, private=args.private, message=args.commit_message, token=token,
+                         prune=args.prune, notes=progress):
+            progress(note)
         print(f"[ok]    pushed: {args.push}")
     return 0

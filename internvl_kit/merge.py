@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections import deque
 from pathlib import Path
 
@@ -15,7 +16,12 @@ from .merge_proof import MergeError
 from .swift_cmd import SwiftCommand
 
 
-def run_swift_merge(info: CheckpointInfo, out: Path) -> None:
+# swift's own log lines that mark the phases of a merge -> what the user sees meanwhile
+PHASES = (("Loading weights", "loading the base model and the adapter"), ("Merge LoRA...", "merging LoRA"),
+          ("Saving merged weights...", "saving the merged weights"))
+
+
+def run_swift_merge(info: CheckpointInfo, out: Path, progress=print) -> None:
     args = ["--adapters", str(info.path), "--merge_lora", "true", "--output_dir", str(out),
             "--model_type", info.model_type, "--template", info.template]
     dtype = (info.recipe or {}).get("torch_dtype")
@@ -27,8 +33,13 @@ def run_swift_merge(info: CheckpointInfo, out: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}
     proc = subprocess.Popen(cmd.argv(), env={**env, **cmd.env}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    start, shown = time.perf_counter(), set()
     for line in proc.stdout:
         tail.append(line.rstrip())
+        for marker, phase in PHASES:
+            if marker in line and phase not in shown:
+                shown.add(phase)
+                progress(f"[merge] {phase} ({time.perf_counter() - start:.0f} s)")
     if proc.wait() != 0 or not (out / "config.json").is_file():
         raise MergeError("swift export --merge_lora failed:\n  " + "\n  ".join(tail))
 

@@ -1,4 +1,10 @@
-"""Text metrics of predictions against references: exact match, normalized exact match, CER, BLEU."""
+"""Text metrics of predictions against references: exact match, normalized exact match, CER, chrF, BLEU.
+
+Which to read: exact match for short closed answers (classes, colours, numbers); normalized exact match
+for LaTeX OCR (spacing-insensitive); CER for OCR and transcription of any length; chrF for short free
+text (character n-grams, meaningful from one word up); BLEU only for sentence-length answers: its 4-gram
+precision is 0 for answers under four words, so it is reported only when references average >= 4 words.
+"""
 from __future__ import annotations
 
 import re
@@ -18,17 +24,13 @@ def normalize(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+BLEU_MIN_WORDS = 4
+
+
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance over characters (insert, delete, substitute cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Levenshtein distance over characters (insert, delete, substitute cost 1), in C (rapidfuzz)."""
+    from rapidfuzz.distance import Levenshtein
+    return Levenshtein.distance(a, b)
 
 
 def cer(pred: str, ref: str) -> float:
@@ -40,7 +42,7 @@ def cer(pred: str, ref: str) -> float:
 
 def score(preds: list[str], refs: list[str]) -> dict[str, Any]:
     """Corpus metrics: EM and normalized EM as fractions, CER as total edits / total reference
-    characters, BLEU (sacrebleu, 0-100)."""
+    characters, chrF (sacrebleu, 0-100), and BLEU (0-100) when references average >= 4 words, else None."""
     import sacrebleu
 
     n = len(refs)
@@ -48,10 +50,13 @@ def score(preds: list[str], refs: list[str]) -> dict[str, Any]:
         return {"samples": 0}
     edits = sum(edit_distance(p, r) for p, r in zip(preds, refs))
     chars = sum(len(r) for r in refs)
+    words = sum(len(r.split()) for r in refs) / n
     return {
         "samples": n,
         "exact_match": sum(p == r for p, r in zip(preds, refs)) / n,
         "normalized_exact_match": sum(normalize(p) == normalize(r) for p, r in zip(preds, refs)) / n,
         "cer": edits / chars if chars else float(any(preds)),
-        "bleu": sacrebleu.corpus_bleu(preds, [refs]).score,
+        "chrf": sacrebleu.corpus_chrf(preds, [refs]).score,
+        "bleu": sacrebleu.corpus_bleu(preds, [refs]).score if words >= BLEU_MIN_WORDS else None,
+        "reference_words": words,
     }

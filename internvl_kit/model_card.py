@@ -129,6 +129,11 @@ def _swift_note(info: CheckpointInfo, merged: bool) -> str:
             f"tiling use the transformers snippet, the merged model, or internvl-kit's infer.py.")
 
 
+def _cell(value: Any) -> str:
+    """Text for a markdown table cell: a `|` (regexes of LoRA targets) would split the cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def _dataset_lines(recipe: dict[str, Any]) -> list[str]:
     from .preflight import local_dataset_path
     out = []
@@ -153,13 +158,17 @@ def _metrics_lines(info: CheckpointInfo) -> list[str]:
             continue
         for name, m in report.get("metrics", {}).items():
             if m.get("samples"):
-                lines.append(f"| {Path(report.get('dataset', path.stem)).name} | {name} | {m['samples']} | "
+                chrf = f"{m['chrf']:.1f}" if m.get("chrf") is not None else "-"
+                bleu = f"{m['bleu']:.1f}" if m.get("bleu") is not None else "-"
+                lines.append(f"| {_cell(Path(report.get('dataset', path.stem)).name)} | {name} | {m['samples']} | "
                              f"{m['exact_match']:.3f} | {m['normalized_exact_match']:.3f} | {m['cer']:.3f} | "
-                             f"{m['bleu']:.1f} |")
+                             f"{chrf} | {bleu} |")
     if not lines:
         return ["No evaluation was run (`python infer.py CHECKPOINT --dataset val.jsonl` adds it here)."]
-    return ["| dataset | model | samples | exact match | normalized EM | CER | BLEU |",
-            "| --- | --- | --- | --- | --- | --- | --- |"] + lines
+    return ["| dataset | model | samples | exact match | normalized EM | CER | chrF | BLEU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"] + lines + [
+        "", "Exact match suits short closed answers, normalized EM LaTeX (spacing ignored), CER OCR of any length, "
+            "chrF short free text; BLEU (-) is shown only for answers averaging four words or more."]
 
 
 def render(info: CheckpointInfo, merged: bool, repo_id: str | None, local_name: str) -> str:
@@ -195,13 +204,13 @@ def render(info: CheckpointInfo, merged: bool, repo_id: str | None, local_name: 
         "",
         "| | |",
         "| --- | --- |",
-        f"| base model | `{base}`: {route} |",
+        f"| base model | {_cell(base)}: {route} |",
         f"| tuner | {recipe.get('tuner_type', 'lora')} r={adapter.get('r', recipe.get('lora_rank'))} "
         f"alpha={adapter.get('lora_alpha', recipe.get('lora_alpha'))} |",
-        f"| LoRA targets | {', '.join(map(str, targets)) if isinstance(targets, list) else targets} |",
+        f"| LoRA targets | {_cell(', '.join(map(str, targets)) if isinstance(targets, list) else targets)} |",
         f"| frozen | {', '.join(frozen) or 'nothing'} |",
         f"| max_length | {info.max_length} |",
-        f"| InternVL tiling | {knobs} |",
+        f"| InternVL tiling | {_cell(knobs)} |",
         f"| epochs / lr | {recipe.get('num_train_epochs')} / {recipe.get('learning_rate')} |",
         "",
         "## Data",

@@ -74,6 +74,17 @@ class Predictor:
             self.engine.template.max_length = info.max_length
         self.max_new_tokens = max_new_tokens
 
+    def problem(self, messages: list[dict[str, str]], images: list[str]) -> str | None:
+        """Why swift cannot run this request (too long for max_length, an image that does not load), or None.
+        It is swift's own template that encodes it, so what passes here runs."""
+        from swift.infer_engine import InferRequest
+        try:
+            self.engine.template.encode(InferRequest(messages=[dict(m) for m in messages], images=list(images)))
+        except Exception as e:  # noqa: BLE001 - the template raises many types; each is a reason to skip the row
+            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return f"{type(e).__name__}: {text}"
+        return None
+
     def answer(self, batch: list[tuple[list[dict[str, str]], list[str]]], progress: bool = False) -> list[Answer]:
         """Greedy answers for (messages ending with a user turn, image paths) pairs."""
         from swift.infer_engine import InferRequest, RequestConfig

@@ -34,11 +34,12 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def public_record(info: CheckpointInfo) -> dict[str, Any]:
-    """run.json as published: the fields infer/export read, with local paths scrubbed."""
+def public_record(info: CheckpointInfo, export: str) -> dict[str, Any]:
+    """run.json as published: the fields infer/export read, with local paths scrubbed, marked as an
+    export ("adapter" | "merged") so that export.py pushes such a directory as it is."""
     rec = info.record or {}
     keep = ("recipe_name", "overrides", "recipe", "model_type", "template", "internvl", "env", "versions", "created")
-    return scrub({k: rec[k] for k in keep if k in rec})
+    return {**scrub({k: rec[k] for k in keep if k in rec}), "export": export}
 
 
 def write_adapter_dir(info: CheckpointInfo, out: Path) -> None:
@@ -79,11 +80,11 @@ def write_swift_args(info: CheckpointInfo, out: Path) -> None:
     atomic_write_text(out / "args.json", json.dumps(scrub(keep), indent=2, ensure_ascii=False) + "\n")
 
 
-def write_record(info: CheckpointInfo, out: Path) -> None:
+def write_record(info: CheckpointInfo, out: Path, export: str) -> None:
     """Our run record, scrubbed; swift's args.json (local paths throughout) is not published as it is."""
     (out / "args.json").unlink(missing_ok=True)
     if info.record is not None:
-        rec = public_record(info)
+        rec = public_record(info, export)
         atomic_write_text(out / RUN_RECORD, json.dumps(rec, indent=2, sort_keys=True) + "\n")
         atomic_write_text(out / RECIPE_COPY, yaml.safe_dump(rec.get("recipe", {}), sort_keys=False, allow_unicode=True))
 

@@ -2,8 +2,8 @@
 
 It answers the calls the real `modelscope` client makes to create a repo, upload (LFS batch, blob
 PUT, commit) and read back (file list, raw file), stores what was pushed so tests can compare it,
-and injects faults on request: 5xx on blob PUT or commit, a dropped connection, refused tokens and
-403 for repos of another owner. Request shapes: shared/reference/modelscope-hub-protocol.md.
+and injects faults on request: 5xx on blob PUT or commit, a dropped connection on either, refused
+tokens and 403 for repos of another owner. Request shapes: shared/reference/modelscope-hub-protocol.md.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Repo:
     visibility: int
     files: dict[str, bytes] = field(default_factory=dict)
     commits: int = 0
+    history: list[list[str]] = field(default_factory=list)     # the paths each commit touched, in order
 
 
 @dataclass
@@ -138,6 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
                 objects.append(entry)
             return self._ok({"objects": objects})
         if "/commit/" in path:
+            if self.state.fire("commit_drop"):
+                self.close_connection = True
+                self.connection.close()
+                return
             if self.state.fire("commit_5xx"):
                 return self._send(503, {"Code": 503, "Message": "injected commit failure"})
             req = json.loads(body)
@@ -154,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
                     staged[a["path"]] = base64.b64decode(a["content"])
             repo.files = staged
             repo.commits += 1
+            repo.history.append(sorted(a["path"] for a in req["actions"]))
             return self._ok({})
         self._send(404, {"Code": 404, "Message": f"no route POST {path}"})
 

@@ -173,7 +173,7 @@ def test_private_repo_stays_private_when_pushed_again(overfit_run, hub, tmp_path
     again = export(str(overfit_run["checkpoint"]), "-o", str(out_dir), "--force", "--push", "alice/p", hub=hub)
     assert again.returncode == 0 and "visibility is unchanged" in again.stdout
     repo = hub.state.repos["alice/p"]
-    assert repo.visibility == PRIVATE and repo.commits == 2
+    assert repo.visibility == PRIVATE and "all were already there" in again.stdout      # nothing re-committed
 
 
 def test_injected_5xx_on_blob_and_commit_are_recovered(overfit_run, hub, tmp_path):
@@ -209,12 +209,67 @@ def test_unreachable_hub_fails_clearly_after_retries(overfit_run, tmp_path):
     assert (tmp_path / "a" / "adapter_model.safetensors").is_file()
 
 
-def test_interrupted_upload_does_not_report_success(overfit_run, hub, tmp_path):
-    hub.state.faults.update(blob_drop=100)
-    out = export(str(overfit_run["checkpoint"]), "-o", str(tmp_path / "a"), "--push", "alice/cut", hub=hub)
+@pytest.mark.parametrize("fault", ["blob_5xx", "blob_drop", "commit_5xx", "commit_drop"])
+def test_a_failed_push_publishes_nothing_partial_and_a_retry_resumes(fault, merged_export, hub):
+    """Persistent failure on the large-file upload or on the commit: no repo shows some of the files."""
+    merged = merged_export["dir"]
+    hub.state.faults[fault] = 1000
+    out = export(str(merged), "--push", "alice/atomic", hub=hub)
     assert out.returncode == 1 and "pushed:" not in out.stdout
-    assert "adapter_model.safetensors" not in hub.state.repos["alice/cut"].files
-    assert (tmp_path / "a" / "adapter_model.safetensors").is_file()
+    assert "model.safetensors" in out.stderr and "Run the same command again" in out.stderr
+    repo = hub.state.repos["alice/atomic"]
+    assert repo.files == {} and repo.commits == 0            # the one commit never landed: nothing partial
+    hub.state.faults.clear()
+    retry = export(str(merged), "--push", "alice/atomic", hub=hub)
+    assert retry.returncode == 0, retry.stdout[-2000:] + retry.stderr[-2000:]
+    assert sorted(repo.files) == sorted(p.relative_to(merged).as_posix() for p in merged.rglob("*") if p.is_file())
+    assert repo.history[-1] == ["README.md"] and "README.md" not in repo.history[-2]      # the card lands last
+    if fault.startswith("commit"):               # the blobs made it the first time: the retry resumes
+        assert "in one commit (0 blob(s) uploaded)" in retry.stdout
+
+
+def test_a_failed_update_leaves_the_previous_version_whole(overfit_run, merged_export, hub, tmp_path):
+    adapter = tmp_path / "adapter"
+    assert export(str(overfit_run["checkpoint"]), "-o", str(adapter), "--push", "alice/v", hub=hub).returncode == 0
+    before = dict(hub.state.repos["alice/v"].files)
+    hub.state.faults["blob_5xx"] = 1000
+    out = export(str(merged_export["dir"]), "--push", "alice/v", hub=hub)
+    assert out.returncode == 1 and hub.state.repos["alice/v"].files == before
+
+
+def test_stale_remote_files_are_listed_and_pruned_on_request(overfit_run, merged_export, hub, tmp_path):
+    assert export(str(merged_export["dir"]), "--push", "alice/mixed", hub=hub).returncode == 0
+    adapter = tmp_path / "adapter"
+    out = export(str(overfit_run["checkpoint"]), "-o", str(adapter), "--push", "alice/mixed", hub=hub)
+    assert out.returncode == 0
+    assert re.search(r"\d+ remote file\(s\) are not part of this export .*--prune deletes them\): .*model\.safetensors",
+                     out.stdout)
+    repo = hub.state.repos["alice/mixed"]
+    assert "model.safetensors" in repo.files and "adapter_model.safetensors" in repo.files
+    # the existing export is pushed as it is: no re-export, no "-adapter-adapter"
+    pruned = export(str(adapter), "--push", "alice/mixed", "--prune", hub=hub)
+    assert pruned.returncode == 0 and "pruned" in pruned.stdout
+    assert sorted(repo.files) == sorted(p.name for p in adapter.iterdir())
+    assert not (tmp_path / "adapter-adapter").exists()
+
+
+def test_the_card_renders_every_table_row_whole(overfit_run, tmp_path):
+    """The LoRA targets are a regex full of `|` and `\\`: a markdown parser must still see two cells per
+    row of the "What was trained" table, and the regex itself in its cell."""
+    from markdown_it import MarkdownIt
+    adapter = tmp_path / "adapter"
+    assert export(str(overfit_run["checkpoint"]), "-o", str(adapter), token=None).returncode == 0
+    tokens = MarkdownIt("commonmark").enable("table").parse((adapter / "README.md").read_text())
+    rows: list[list[str]] = []
+    for i, t in enumerate(tokens):
+        if t.type == "tr_open":
+            rows.append([])
+        elif t.type in ("th_open", "td_open"):
+            rows[-1].append("".join(c.content for c in tokens[i + 1].children or []))
+    trained = rows[:8]                                   # header + 7 rows
+    assert all(len(r) == 2 for r in trained), trained
+    targets = json.loads((adapter / "adapter_config.json").read_text())["target_modules"]
+    assert "|" in targets and dict(trained[1:])["LoRA targets"] == targets
 
 
 def test_token_never_appears_in_output_or_files(overfit_run, tmp_path_factory):

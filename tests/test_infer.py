@@ -14,18 +14,42 @@ from data_tools.tokens import Counter, TilingConfig
 pytestmark = pytest.mark.e2e
 
 
-def test_compare_base_shows_training_helped(overfit_run, tmp_path):
+def _mixed_dataset(overfit_run, tmp_path: Path) -> tuple[Path, Path, list[dict]]:
+    """The four training rows with three that cannot run between them: an over-long question (~400
+    tokens, max_length is 256), an image that does not open, a line that is not JSON."""
+    good = [json.loads(x) for x in overfit_run["data"].read_text().splitlines()]
+    not_image = tmp_path / "x.png"
+    not_image.write_text("not an image")
+    long_row = {"messages": [{"role": "user", "content": "<image>" + "what colour " * 200},
+                             {"role": "assistant", "content": "red"}], "images": good[0]["images"]}
+    bad_image = {"messages": good[1]["messages"], "images": [str(not_image)]}
+    data = tmp_path / "mixed.jsonl"
+    lines = [json.dumps(r) for r in (good[0], long_row, good[1], bad_image, good[2])] + ["not json", json.dumps(good[3])]
+    data.write_text("\n".join(lines) + "\n")
+    return data, not_image, good
+
+
+def test_compare_base_shows_training_helped_and_rows_that_cannot_run_are_skipped(overfit_run, tmp_path):
+    data, not_image, good = _mixed_dataset(overfit_run, tmp_path)
     pred = tmp_path / "pred.jsonl"
-    out = run_cli("infer.py", str(overfit_run["run"]), "--dataset", str(overfit_run["data"]), "--compare-base",
+    out = run_cli("infer.py", str(overfit_run["run"]), "--dataset", str(data), "--compare-base",
                   "--max-new-tokens", "8", "-o", str(pred))
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.returncode == 3, out.stdout[-2000:] + out.stderr[-3000:]       # some rows could not run
+    assert "Traceback" not in out.stderr
+    assert f"{data}:2: MaxLengthError: Current length of row" in out.stderr
+    assert f"{data}:4: image '{not_image}' does not open" in out.stderr
+    assert f"{data}:6: not a messages row" in out.stderr and "3 of 7 row(s) could not run" in out.stderr
     report = json.loads(pred.with_suffix(".metrics.json").read_text())
     base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
+    assert base["samples"] == tuned["samples"] == 4 and [f["line"] for f in report["failed_rows"]] == [2, 4, 6]
     assert tuned["exact_match"] > base["exact_match"]
     assert tuned["exact_match"] >= 0.75 and tuned["cer"] < base["cer"]
     rows = [json.loads(x) for x in pred.read_text().splitlines()]
-    assert len(rows) == 4 and all({"prediction", "prediction_base", "prompt_tokens"} <= set(r) for r in rows)
-    assert "exact_match" in out.stdout and "diff" in out.stdout
+    assert [r["line"] for r in rows] == list(range(1, 8))
+    ran = [r for r in rows if "error" not in r]
+    assert [r["line"] for r in ran] == [1, 3, 5, 7]
+    assert all({"prediction", "prediction_base", "prompt_tokens"} <= set(r) for r in ran)
+    assert "exact_match" in out.stdout and "diff" in out.stdout and "chrf" in out.stdout
     knobs = {"MAX_NUM": "2"} if overfit_run["variant"].is_hf else {"MAX_NUM": "2", "INPUT_SIZE": "56"}
     assert report["settings"]["env"] == knobs and report["settings"]["max_length"] == 256
 
@@ -103,11 +127,9 @@ def test_bad_inputs_fail_clearly(tmp_path, overfit_run):
     not_image.write_text("not an image")
     out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--image", str(not_image), "--prompt", "hi")
     cases.append((out, f"image '{not_image}' does not open"))
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "<image>?"},
-                                            {"role": "assistant", "content": "x"}], "images": [str(not_image)]}) + "\n")
-    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--dataset", str(bad))
-    cases.append((out, f"{bad}:1: image"))
+    long_prompt = "what colour " * 200                     # ~400 tokens, max_length is 256
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--prompt", long_prompt)
+    cases.append((out, "--prompt cannot run: MaxLengthError: Current length of row"))
     for out, message in cases:
         assert out.returncode == 1 and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
@@ -126,3 +148,4 @@ def test_single_image_and_interactive_chat(overfit_run):
                           input=f"/image {overfit_run['root'] / 'blue.png'}\nColour?\n/image /no/such.png\n/quit\n")
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "assistant: blue" in chat.stdout and "error: /image: image '/no/such.png' does not open" in chat.stdout
+

@@ -1,0 +1,85 @@
+"""infer.py --serve on both routes: an OpenAI-compatible server (swift deploy) with the run's settings,
+talked to with the official openai client, answering as infer.py does, and stopping cleanly on Ctrl-C."""
+from __future__ import annotations
+
+import base64
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(overfit_run):
+    """One server per variant, shared by this module's tests (the last one stops it with Ctrl-C)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "infer.py", str(overfit_run["checkpoint"]), "--serve", "--port",
+                             str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.time() + 300
+    for line in proc.stdout:                        # up to the last line of the printed client example
+        lines.append(line)
+        if line.startswith("print(reply") or time.time() > deadline:
+            break
+    assert any(x.startswith("[serve] ready") for x in lines), "".join(lines)[-3000:]
+    yield {"proc": proc, "port": port, "lines": lines, "base_url": f"http://127.0.0.1:{port}/v1"}
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_readme_client_snippet_runs_against_the_server(overfit_run, server):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"<!-- serve-client -->\n```python\n(.*?)```", readme, re.S).group(1)
+    red = overfit_run["root"] / "red.png"
+    code = (code.replace("http://127.0.0.1:8000/v1", server["base_url"]).replace('"shape.png"', f'"{red}"')
+            .replace('"What shape is in the picture, and what colour is it?"', '"Colour?"'))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "red"
+
+
+def test_openai_client_gets_infer_py_answers_streams_and_a_4xx_for_a_bad_image(overfit_run, server):
+    from openai import OpenAI, UnprocessableEntityError
+    red = overfit_run["root"] / "red.png"
+    expected = run_cli("infer.py", str(overfit_run["checkpoint"]), "--image", str(red), "--prompt", "Colour?",
+                       "--max-new-tokens", "8").stdout.strip().splitlines()[-1]
+    printed = "".join(server["lines"])
+    assert f"http://127.0.0.1:{server['port']}/v1" in printed and "from openai import OpenAI" in printed
+    if not overfit_run["variant"].is_hf:                     # the run's tiling reaches swift deploy
+        assert "INPUT_SIZE=56 MAX_NUM=2 swift deploy" in printed
+    client = OpenAI(base_url=server["base_url"], api_key="EMPTY")
+    (model,) = [m.id for m in client.models.list().data]
+
+    def ask(url: str, **kw):
+        return client.chat.completions.create(model=model, temperature=0, max_tokens=8, messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                         {"type": "text", "text": "Colour?"}]}], **kw)
+
+    assert ask(str(red)).choices[0].message.content == expected == "red"
+    data_uri = "data:image/png;base64," + base64.b64encode(red.read_bytes()).decode()
+    assert ask(data_uri).choices[0].message.content == expected
+    assert "".join(c.choices[0].delta.content or "" for c in ask(str(red), stream=True)) == expected
+    with pytest.raises(UnprocessableEntityError) as bad:
+        ask("/no/such/image.png")
+    assert bad.value.status_code == 422 and "/no/such/image.png" in str(bad.value.body)
+    assert ask(data_uri).choices[0].message.content == expected             # still up after the bad request
+
+    server["proc"].send_signal(signal.SIGINT)                             # Ctrl-C
+    rest = server["proc"].communicate(timeout=60)[0]
+    assert server["proc"].returncode == 130 and "[serve] stopped" in rest
+    assert subprocess.run(["pgrep", "-f", f"--port {server['port']}"], capture_output=True).stdout == b""

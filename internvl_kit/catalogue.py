@@ -22,6 +22,7 @@ class Row:
     gpus: int
     strategy: str
     gib_per_gpu: float | None
+    error: str | None = None        # a recipe that does not load is listed with its first problem
 
 
 def recipe_files() -> list[Path]:
@@ -29,9 +30,15 @@ def recipe_files() -> list[Path]:
 
 
 def rows() -> list[Row]:
+    from .recipe import RecipeError
     out = []
     for path in recipe_files():
-        r = load_recipe(path)
+        name = path.relative_to(RECIPES_DIR.parent).as_posix()
+        try:
+            r = load_recipe(path)
+        except RecipeError as e:
+            out.append(Row(name, "-", 0, "-", None, str(e.problems[0]) if e.problems else str(e)))
+            continue
         d = r.data
         setup = memory.Setup.from_recipe(d)
         spec = family.find(d["model"])
@@ -39,13 +46,16 @@ def rows() -> list[Row]:
         strategy = d.get("deepspeed") or d.get("fsdp") or ("DDP" if setup.gpus > 1 else "single GPU")
         if d["model"].startswith("builtin:"):
             strategy = "CPU"
-        out.append(Row(path.relative_to(RECIPES_DIR.parent).as_posix(), d["model"], setup.gpus, strategy, gib))
+        out.append(Row(name, d["model"], setup.gpus, strategy, gib))
     return out
 
 
 def text() -> str:
     lines = [f"{'recipe':46} {'model':44} {'GPUs':>4}  {'strategy':12} {'est. GiB/GPU':>12}"]
     for r in rows():
+        if r.error:
+            lines.append(f"{r.recipe:46} BROKEN: {r.error}")
+            continue
         gib = f"{r.gib_per_gpu:.1f}" if r.gib_per_gpu is not None else "-"
         lines.append(f"{r.recipe:46} {r.model:44} {r.gpus:4}  {r.strategy:12} {gib:>12}")
     return "\n".join(lines)
@@ -54,6 +64,9 @@ def text() -> str:
 def markdown() -> str:
     lines = ["| recipe | model | GPUs | strategy | est. memory per GPU |", "| --- | --- | --- | --- | --- |"]
     for r in rows():
+        if r.error:
+            lines.append(f"| `{r.recipe}` | broken: {r.error.replace('|', '/')} | - | - | - |")
+            continue
         gib = f"{r.gib_per_gpu:.1f} GiB" if r.gib_per_gpu is not None else "-"
         lines.append(f"| `{r.recipe}` | `{r.model}` | {r.gpus} | {r.strategy} | {gib} |")
     return "\n".join(lines)

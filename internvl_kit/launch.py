@@ -3,6 +3,7 @@ and training progress is read from swift's logging.jsonl while it runs."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -18,6 +19,10 @@ from .swift_cmd import SwiftCommand
 POLL_S = 0.5
 GRACE_S = 20.0      # after Ctrl-C: time swift gets to stop before SIGTERM, then SIGKILL
 TAIL_LINES = 40
+EXIT_NAN = 3        # stopped by the toolkit: the loss stayed NaN/inf
+# How a worker killed by the kernel's OOM killer shows: our child's code, or torchrun's report of a worker.
+KILLED_CODES = (137, 247, -9)
+KILLED_MARKS = ("exitcode  : -9", "Signals.SIGKILL", "Signal 9 (SIGKILL)")
 
 
 def format_progress(row: dict[str, Any]) -> str | None:
@@ -62,6 +67,35 @@ class LogFollower:
         return new
 
 
+class _LossWatch:
+    """Warns on a NaN/inf loss and asks to stop after `limit` consecutive ones (0: never stop). A loss of
+    exactly 0 is warned about too: with transformers' logging_nan_inf_filter on (its default; the base
+    recipe turns it off) a run of NaN steps is logged as 0."""
+
+    def __init__(self, limit: int, print_fn: Callable[[str], None]):
+        self.limit, self.print_fn, self.run, self.warned = limit, print_fn, 0, False
+
+    def see(self, row: dict[str, Any]) -> bool:
+        """True when the run should stop."""
+        if "loss" not in row:
+            return False
+        try:
+            loss = float(row["loss"])
+        except (TypeError, ValueError):
+            loss = math.nan
+        if math.isfinite(loss) and loss != 0.0:
+            self.run = 0
+            return False
+        self.run += 0 if math.isfinite(loss) else 1
+        if not self.warned:
+            self.warned = True
+            what = "exactly 0 (with logging_nan_inf_filter on, NaN/inf steps are logged as 0)" if loss == 0.0 else loss
+            self.print_fn(f"[warn]  loss is {what} at step {row.get('global_step/max_steps', '?')}: lower "
+                          f"learning_rate, use bf16 rather than fp16, or check the data"
+                          + (f"; stopping after {self.limit} such steps in a row (stop_on_nan)" if self.limit else ""))
+        return bool(self.limit) and self.run >= self.limit
+
+
 def _pump(stream: IO[bytes], log: IO[bytes], echo: bool, tail: deque) -> None:
     for line in iter(stream.readline, b""):
         log.write(line)
@@ -72,9 +106,10 @@ def _pump(stream: IO[bytes], log: IO[bytes], echo: bool, tail: deque) -> None:
             sys.stdout.flush()
 
 
-def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False,
+def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan: int = 3,
         on_poll: Callable[[], None] | None = None, print_fn: Callable[[str], None] = print) -> int:
-    """Start swift, show progress until it exits, and return its exit code (130 after Ctrl-C)."""
+    """Start swift, show progress until it exits, and return its exit code (130 after Ctrl-C, EXIT_NAN
+    when the loss stayed NaN/inf for `stop_on_nan` logged steps)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **cmd.env, "PYTHONUNBUFFERED": "1"}
     log_path = run_dir / "swift.log"
@@ -88,11 +123,16 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False,
         pump = threading.Thread(target=_pump, args=(proc.stdout, log, verbose, tail), daemon=True)
         pump.start()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        interrupted = False
+        interrupted = nan_stop = False
+        watch = _LossWatch(stop_on_nan, print_fn)
         try:
             while proc.poll() is None:
                 time.sleep(POLL_S)
-                _report(follower, verbose, print_fn, on_poll)
+                if _report(follower, verbose, print_fn, on_poll, watch):
+                    nan_stop = True
+                    print_fn(f"[stop]  the loss was NaN/inf for {watch.run} logged steps in a row: stopping swift")
+                    _stop(proc)
+                    break
         except KeyboardInterrupt:
             interrupted = True
             print_fn("[stop]  interrupted: stopping swift ...")
@@ -100,18 +140,29 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False,
         finally:
             signal.signal(signal.SIGTERM, previous)
             pump.join(timeout=5)
-            _report(follower, verbose, print_fn, on_poll)
+            _report(follower, verbose, print_fn, on_poll, watch)
     code = proc.returncode
     losses = [float(r["loss"]) for r in follower.rows if "loss" in r]
     if losses:
         print_fn(f"[loss]  {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
     if interrupted:
         return 130
+    if nan_stop:
+        return EXIT_NAN
     if code != 0:
         print_fn(f"[fail]  swift exited with code {code}; last lines of {log_path}:")
         for line in tail:
             print_fn(f"        {line}")
+        if killed(code, tail):
+            print_fn("[fail]  a training process was killed (SIGKILL): most likely out of memory (the kernel's OOM "
+                     "killer). Lower per_device_train_batch_size, max_length or internvl.max_num, or use more GPUs "
+                     "/ DeepSpeed (python train.py RECIPE --estimate)")
     return code
+
+
+def killed(code: int, tail: "deque[str] | list[str]") -> bool:
+    """Whether swift (or one of torchrun's workers) died of SIGKILL, the OOM killer's signal."""
+    return code in KILLED_CODES or any(mark in line for line in tail for mark in KILLED_MARKS)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -120,13 +171,17 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _report(follower: LogFollower, verbose: bool, print_fn: Callable[[str], None],
-            on_poll: Callable[[], None] | None) -> None:
+            on_poll: Callable[[], None] | None, watch: _LossWatch) -> bool:
+    """Print new progress rows; True when the loss watch asks to stop."""
+    stop = False
     for row in follower.poll():
         line = format_progress(row)
         if line and not verbose:
             print_fn(line)
+        stop = watch.see(row) or stop
     if on_poll:
         on_poll()
+    return stop
 
 
 def _stop(proc: subprocess.Popen) -> None:

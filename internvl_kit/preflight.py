@@ -48,14 +48,21 @@ def check_datasets(data: dict[str, Any], recipe_file: str, pending: set[str]) ->
 
 
 def check_output_dir(data: dict[str, Any], recipe_file: str) -> list[Finding]:
-    out = Path(data.get("output_dir", "output"))
+    """The run directory can be created: tried for real in the nearest existing parent (root passes
+    os.access on /sys and /proc, where nothing can be created), and the probe removed again."""
+    import tempfile
+    out = Path(data.get("output_dir", "output")).expanduser()
     probe = out
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
+    where = f"{recipe_file}: output_dir"
     if probe.exists() and not probe.is_dir():
-        return [Finding("error", f"{recipe_file}: output_dir", f"{probe} exists and is not a directory")]
-    if not os.access(probe, os.W_OK):
-        return [Finding("error", f"{recipe_file}: output_dir", f"{probe} is not writable")]
+        return [Finding("error", where, f"{probe} exists and is not a directory; set output_dir elsewhere")]
+    try:
+        Path(tempfile.mkdtemp(prefix=".internvl-kit-probe-", dir=probe)).rmdir()
+    except OSError as e:
+        return [Finding("error", where, f"cannot create the run directory under {probe} ({e.strerror or e}); "
+                                        f"set output_dir to a writable directory")]
     return []
 
 
@@ -82,7 +89,12 @@ def check_parallel(data: dict[str, Any], recipe_file: str, model_parallel: bool)
     """Several visible GPUs and no parallel setting: swift would silently shard the model over them
     (naive model parallelism, one GPU busy at a time) instead of training data parallel."""
     n = visible_gpus()
-    if n > 1 and int(data.get("nproc_per_node", 1)) == 1 and int(data.get("nnodes", 1)) == 1 and not model_parallel:
+    nproc = int(data.get("nproc_per_node", 1))
+    if n and nproc > n:
+        return [Finding("error", f"{recipe_file}: nproc_per_node",
+                        f"nproc_per_node={nproc} but {n} GPU(s) are visible (CUDA_VISIBLE_DEVICES); "
+                        f"set nproc_per_node={n} or make more GPUs visible")]
+    if n > 1 and nproc == 1 and int(data.get("nnodes", 1)) == 1 and not model_parallel:
         return [Finding("error", f"{recipe_file}: nproc_per_node",
                         f"{n} GPUs are visible but nproc_per_node is 1: swift would split the model across them "
                         f"(naive model parallelism) instead of training data parallel; set nproc_per_node={n} "

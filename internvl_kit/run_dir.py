@@ -72,7 +72,7 @@ def find_resumable(output_dir: str | Path, recipe_name: str) -> Path | None:
 
 
 def write_record(run_dir: Path, record: dict[str, Any], resolved_recipe: dict[str, Any], shell: str) -> None:
-    """Write run.json, recipe.yaml and command.sh atomically into run_dir."""
+    """Write run.json, recipe.yaml and command.sh (executable) atomically into run_dir."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / RUN_RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
     header = (f"# Resolved recipe of this run (from {record.get('recipe_file')}"
@@ -80,6 +80,14 @@ def write_record(run_dir: Path, record: dict[str, Any], resolved_recipe: dict[st
     atomic_write_text(run_dir / RECIPE_COPY,
                       header + yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True))
     atomic_write_text(run_dir / COMMAND_FILE, "#!/usr/bin/env bash\n" + shell + "\n")
+    (run_dir / COMMAND_FILE).chmod(0o755)
+
+
+def append_resume(run_dir: Path, entry: dict[str, Any]) -> None:
+    """A resume adds to the run's history; the original record (recipe, overrides, command) stays."""
+    record = read_record(run_dir) or {}
+    record["resumed"] = list(record.get("resumed", [])) + [entry]
+    atomic_write_text(run_dir / RUN_RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def stamp_checkpoint(run_dir: Path, ckpt: Path) -> bool:

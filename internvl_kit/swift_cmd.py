@@ -28,10 +28,12 @@ class SwiftCommand:
         head = [str(exe)] if exe.is_file() else [sys.executable, "-m", "swift.cli.main"]
         return head + [self.subcommand] + self.args
 
-    def shell(self) -> str:
-        """A copy-pasteable rendering (env prefix + `swift ...`): for people, never executed."""
+    def shell(self, exact: bool = False) -> str:
+        """A copy-pasteable rendering (env prefix + `swift ...`), everything quoted; `exact` names this
+        interpreter's own swift (command.sh) instead of whatever `swift` is on PATH."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
-        cmd = shlex.join(["swift", self.subcommand] + self.args)
+        head = self.argv()[:-len(self.args) - 1] if exact else ["swift"]
+        cmd = shlex.join(head + [self.subcommand] + self.args)
         return f"{env} {cmd}" if env else cmd
 
 
@@ -45,6 +47,14 @@ def format_value(value: Any) -> list[str]:
         import json
         return [json.dumps(value, sort_keys=True)]
     return [str(value)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def free_port() -> int:
@@ -73,6 +83,13 @@ def launch_env(data: dict[str, Any], node_rank: int | None = None, master_addr: 
     return {}
 
 
+def needs_plugin(hf_max_num: bool, data: dict[str, Any], launch: dict[str, str]) -> bool:
+    """The toolkit's swift plugin: for -HF tiling, or DeepSpeed over several processes with no GPU."""
+    from .preflight import visible_gpus
+    several = int(launch.get("NPROC_PER_NODE", 1)) * int(launch.get("NNODES", 1)) > 1
+    return hf_max_num or bool(data.get("deepspeed") and several and visible_gpus() == 0)
+
+
 def knob_env(knobs: dict[str, int]) -> dict[str, str]:
     return {KNOB_ENV[k]: str(v) for k, v in sorted(knobs.items()) if k in KNOB_ENV}
 
@@ -86,11 +103,16 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
                     and k != "add_version"), key=order.index)
     args: list[str] = []
     for k in keys:
-        if data[k] is not None:
-            args += [f"--{k}"] + format_value(data[k])
+        if data[k] is None:
+            continue
+        values = format_value(data[k])
+        if len(values) == 1 and values[0].startswith("-") and not _is_number(values[0]):
+            args.append(f"--{k}={values[0]}")        # one argv item: `--system -x` would read -x as a flag
+        else:
+            args += [f"--{k}"] + values
     # The toolkit names the run directory itself, so resume/infer/export can find it.
     args += ["--output_dir", str(run_dir), "--add_version", "false"]
-    if recipe.is_hf and "max_num" in recipe.knobs:
+    if needs_plugin(recipe.is_hf and "max_num" in recipe.knobs, data, launch or {}):
         args += ["--external_plugins", str(PLUGIN_PATH)]
     if resume_from is not None:
         args += ["--resume_from_checkpoint", str(resume_from)]

@@ -1,9 +1,15 @@
-"""swift external plugin: make the -HF InternVL template honour MAX_NUM like the original ones do.
+"""swift external plugin (`--external_plugins`): two fixes swift cannot be told about with a flag.
 
-swift's internvl_chat templates read MAX_NUM (max tiles per image) from the environment; its
-internvl_hf template ignores it and tiles with the processor's own `max_patches`. Loaded by swift
-via `--external_plugins` (train.py and infer.py add it when a recipe sets internvl.max_num), this
-sets the processor's max_patches from MAX_NUM when the template binds its processor.
+1. -HF tiling. swift's internvl_chat templates read MAX_NUM (max tiles per image) from the environment;
+   its internvl_hf template ignores it and tiles with the processor's own `max_patches`. This sets the
+   processor's max_patches from MAX_NUM when the template binds its processor.
+2. DeepSpeed on several CPU processes. With no GPU, accelerate's PartialState lets DeepSpeed set up
+   the process group but records no backend, so it reports one process: transformers then sizes
+   DeepSpeed's train_batch_size for one process and DeepSpeed refuses to start ("train_batch_size is
+   not equal to micro_batch_per_gpu * gradient_acc_step * world_size 4 != 4 * 1 * 2"). This gives the
+   state the process group's real size and ranks. Only that case is touched: with GPUs accelerate is right.
+
+train.py, infer.py and serve add the plugin only when one of these applies.
 """
 import os
 
@@ -21,3 +27,28 @@ def _init_env_args(self) -> None:
 
 if getattr(InternvlhfTemplate.init_env_args, "__module__", None) != __name__:
     InternvlhfTemplate.init_env_args = _init_env_args
+
+
+def _patch_cpu_deepspeed_world() -> None:
+    import torch
+    from accelerate.state import DistributedType, PartialState
+
+    original = PartialState.__init__
+    if getattr(original, "__module__", None) == __name__:
+        return
+
+    def __init__(self, cpu: bool = False, **kwargs) -> None:
+        original(self, cpu=cpu, **kwargs)
+        if (self.distributed_type == DistributedType.DEEPSPEED and self.backend is None
+                and torch.distributed.is_initialized() and torch.distributed.get_world_size() != self.num_processes):
+            self.backend = torch.distributed.get_backend()
+            self.num_processes = torch.distributed.get_world_size()
+            self.process_index = torch.distributed.get_rank()
+            self.local_process_index = int(os.environ.get("LOCAL_RANK", self.process_index))
+
+    __init__.__module__ = __name__
+    PartialState.__init__ = __init__
+
+
+if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" or not __import__("torch").cuda.is_available():
+    _patch_cpu_deepspeed_world()

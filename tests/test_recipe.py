@@ -105,7 +105,7 @@ def test_wrong_type_from_override(tmp_path):
 
 
 def test_bad_value_enum_and_bounds(tmp_path):
-    leaf = write(tmp_path, "r.yaml", BASE + "torch_dtype: bfloat61\nlora_rank: 0\n")
+    leaf = write(tmp_path, "r.yaml", BASE.replace("lora_rank: 8", "lora_rank: 0") + "torch_dtype: bfloat61\n")
     msgs = problems_of(leaf)
     assert any("torch_dtype: 'bfloat61' is not allowed; did you mean 'bfloat16'?; allowed: bfloat16, "
                "float16, float32" in m for m in msgs)
@@ -159,7 +159,11 @@ def test_recipes_are_data_no_python_tags(tmp_path):
 def test_secrets_are_refused_with_the_environment_hint(tmp_path):
     leaf = write(tmp_path, "r.yaml", BASE + "hub_token: ms-abc\n")
     (msg,) = problems_of(leaf)
-    assert "hub_token: unknown key; secrets never go in recipes: set MODELSCOPE_API_TOKEN" in msg
+    assert "hub_token: secrets never go in recipes (they are saved with every run and checkpoint): set " \
+           "MODELSCOPE_API_TOKEN" in msg
+    leaf = write(tmp_path, "r2.yaml", BASE + "my_token: ms-abc\n")
+    (msg,) = problems_of(leaf)
+    assert "my_token: unknown key; secrets never go in recipes: set MODELSCOPE_API_TOKEN" in msg
 
 
 def test_template_must_fit_model_type(tmp_path):
@@ -193,7 +197,9 @@ def test_malformed_override(tmp_path):
     leaf = write(tmp_path, "r.yaml", BASE)
     msgs = problems_of(leaf, ["lora_rank", "~nothing_here"])
     assert "command line: override 'lora_rank' is not key=value (or ~key to delete)" in msgs
-    assert "command line: nothing_here: cannot delete 'nothing_here': the recipe does not set it" in msgs
+    assert "command line: nothing_here: cannot delete 'nothing_here': no such key" in msgs
+    assert load_recipe(leaf, ["~max_steps"]).warnings == [       # a real key left unset: nothing to do
+        "~max_steps: max_steps is not set by the recipe; nothing to delete"]
 
 
 # ---------------------------------------------------------------- the model picks the route

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -61,11 +63,14 @@ def test_train_writes_adapter_record_and_the_loss_falls(tmp_path, variant, demo_
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3
 
 
-def test_interrupted_run_resumes_to_the_total_steps(tmp_path, variant, demo_data):
-    total = 150
-    args = [sys.executable, "train.py", DEMO, *variant.overrides, f"output_dir={tmp_path}", f"max_steps={total}",
-            "save_steps=10", "save_total_limit=3", "eval_steps=1000", "logging_steps=1"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_interrupted_run_resumes_exactly_as_recorded(tmp_path, variant, demo_data):
+    """A run with overrides is interrupted; the printed resume command (which repeats no override) must
+    finish it as the uninterrupted run would (its own total steps, r=16), leaving the record as written
+    and appending the resume to its history."""
+    overrides = [*variant.overrides, f"output_dir={tmp_path}", "lora_rank=16", "num_train_epochs=12",
+                 "save_steps=10", "save_total_limit=3", "eval_steps=1000", "logging_steps=1"]
+    proc = subprocess.Popen([sys.executable, "train.py", DEMO, *overrides], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     first = None
     while time.time() < deadline and proc.poll() is None:
@@ -78,26 +83,35 @@ def test_interrupted_run_resumes_to_the_total_steps(tmp_path, variant, demo_data
     proc.send_signal(signal.SIGINT)            # Ctrl-C
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-3000:]
-    assert "resume with: python train.py" in out
     run = first.parent
     stopped_at = int(runs.last_checkpoint(run).name.split("-")[1])
-    assert stopped_at < total, "the run finished before it could be interrupted"
+    total = int(next(json.loads(x)["global_step/max_steps"].split("/")[1]
+                     for x in (run / "logging.jsonl").read_text().splitlines() if "global_step/max_steps" in x))
+    assert total == 12 * 48 // 4 and stopped_at < total, "the run finished before it could be interrupted"
     assert subprocess.run(["pgrep", "-f", str(run)], capture_output=True).stdout == b""   # swift is gone
+    before = {name: (run / name).read_bytes() for name in ("recipe.yaml", "command.sh")}
+    original = json.loads((run / "run.json").read_text())
 
-    res = run_cli("train.py", DEMO, *variant.overrides, f"output_dir={tmp_path}", f"max_steps={total}", "save_steps=10",
-                  "save_total_limit=3", "eval_steps=1000", "logging_steps=1", "--resume")
+    printed = next(line for line in out.splitlines() if "resume with: " in line).split("resume with: ")[1]
+    assert "lora_rank" not in printed                         # the run's record carries the overrides
+    res = subprocess.run(shlex.split(printed.replace("python ", f"{sys.executable} ", 1)), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     last = runs.last_checkpoint(run)
     assert last.name == f"checkpoint-{total}"
-    state = json.loads((last / "trainer_state.json").read_text())
-    assert state["global_step"] == total
+    assert json.loads((last / "trainer_state.json").read_text())["global_step"] == total
+    assert json.loads((last / "adapter_config.json").read_text())["r"] == 16
+    steps = [s for s in (json.loads(x).get("global_step/max_steps")
+                         for x in (run / "logging.jsonl").read_text().splitlines()) if s]
+    assert f"{stopped_at + 1}/{total}" in steps and steps[-1] == f"{total}/{total}"   # continued, same total
     record = json.loads((run / "run.json").read_text())
-    assert len(record["resumed"]) == 1 and record["resumed"][0]["from"].endswith(f"checkpoint-{stopped_at}")
-    assert "--resume_from_checkpoint" in record["swift_args"]
-    steps = [json.loads(x).get("global_step/max_steps") for x in (run / "logging.jsonl").read_text().splitlines()]
-    resumed_steps = [s for s in steps if s]
-    # the resumed part continues after the checkpoint instead of starting again at step 1
-    assert f"{stopped_at + 1}/{total}" in resumed_steps and resumed_steps[-1] == f"{total}/{total}"
+    assert {k: v for k, v in record.items() if k != "resumed"} == {k: v for k, v in original.items() if k != "resumed"}
+    assert record["recipe"]["lora_rank"] == 16 and "lora_rank=16" in record["overrides"]
+    (resumed,) = record["resumed"]
+    assert resumed["from"].endswith(f"checkpoint-{stopped_at}") and "--resume_from_checkpoint" in resumed["command"]
+    assert {name: (run / name).read_bytes() for name in before} == before       # never rewritten
+    assert os.access(run / "command.sh", os.X_OK)
+    assert f"{Path(sys.executable).parent / 'swift'} sft " in (run / "command.sh").read_text()  # this venv's swift
 
 
 def test_headline_recipe_trains_with_the_tiny_chat_model_in_place_of_its_hub_id(tmp_path, demo_data):

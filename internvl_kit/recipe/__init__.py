@@ -49,4 +49,4 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     order = list(schema()["properties"])
     data = {k: res.data[k] for k in sorted(res.data, key=order.index)}
     return Recipe(path=Path(path), data=data, overrides=list(overrides or []),
-                  chain=res.chain, warnings=warnings)
+                  chain=res.chain, warnings=res.notes + warnings)

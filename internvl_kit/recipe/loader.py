@@ -11,6 +11,7 @@ from .schema import subschema
 from .yaml_io import KeyPath, load_yaml, parse_scalar
 
 CLI = "command line"
+MAX_EXTENDS = 32        # parents deep: a longer chain is a mistake (and would exhaust the stack)
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Resolved:
     data: dict[str, Any]
     origins: dict[KeyPath, tuple[str, int | None]] = field(default_factory=dict)  # key -> (source, line)
     chain: list[Path] = field(default_factory=list)                              # base first, leaf last
+    notes: list[str] = field(default_factory=list)                               # harmless, worth saying
 
     def where(self, path: KeyPath) -> tuple[str, int | None]:
         """Source and line of the nearest key on path that has one."""
@@ -40,6 +42,10 @@ def _resolve_file(path: Path, stack: list[Path], problems: list[Problem], res: R
     if path in stack:
         cycle = " -> ".join(str(p) for p in stack[stack.index(path):] + [path])
         problems.append(Problem(str(stack[-1]), None, "extends", f"inheritance cycle: {cycle}"))
+        return {}
+    if len(stack) >= MAX_EXTENDS:
+        problems.append(Problem(str(stack[-1]), None, "extends", f"more than {MAX_EXTENDS} levels of extends "
+                                                                 f"(from {stack[0]}); flatten the chain"))
         return {}
     data, lines = load_yaml(path)
     parents = data.pop("extends", None)
@@ -65,17 +71,32 @@ def _resolve_file(path: Path, stack: list[Path], problems: list[Problem], res: R
     return deep_merge(merged, data)
 
 
+def _did_you_mean(path: KeyPath) -> str:
+    import difflib
+    from .schema import known_keys
+    close = difflib.get_close_matches(path[-1], known_keys(path[:-1]), n=1, cutoff=0.6)
+    return f"; did you mean {'.'.join(path[:-1] + (close[0],))!r}?" if close else ""
+
+
 def _typed_value(path: KeyPath, raw: str) -> Any:
-    """Parse an override value by the type the schema declares for that key."""
+    """Parse an override value by the type the schema declares for that key: strings stay strings
+    (`system=yes` is "yes"), arrays take `[a,b]` or one bare item, the rest is YAML."""
     sub = subschema(path) or {}
-    kind = sub.get("type")
-    if kind == "string":
+    kinds = sub.get("type")
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
+    nullable = "null" in kinds or None in sub.get("enum", [])
+    if nullable and raw.strip() in ("null", "~", "None"):
+        return None
+    if kinds == {"string"} or kinds == {"string", "null"} or (
+            "enum" in sub and all(isinstance(v, str) or v is None for v in sub["enum"])):
         return raw
-    if kind == "array":
+    if "array" in kinds:
         if raw.strip().startswith("["):
             value = parse_scalar(raw)
             items = (sub.get("items") or {}).get("type")
-            return [str(v) if items == "string" and v is not None else v for v in value] \
+            # scalars become the item type's strings (paths like 0001.jsonl); nested lists stay lists
+            # and fail validation instead of turning into the string "['a', 'b']"
+            return [str(v) if items == "string" and isinstance(v, (int, float, bool)) else v for v in value] \
                 if isinstance(value, list) else value
         return [raw]
     return parse_scalar(raw)
@@ -89,10 +110,13 @@ def apply_overrides(res: Resolved, overrides: list[str], problems: list[Problem]
             node = res.data
             for part in path[:-1]:
                 node = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(node, dict) or path[-1] not in node:
-                problems.append(Problem(CLI, None, arg[1:], f"cannot delete {arg[1:]!r}: the recipe does not set it"))
-            else:
+            if isinstance(node, dict) and path[-1] in node:
                 del node[path[-1]]
+            elif subschema(path) is not None:       # a real key the recipe leaves unset: already deleted
+                res.notes.append(f"{arg}: {arg[1:]} is not set by the recipe; nothing to delete")
+            else:
+                problems.append(Problem(CLI, None, arg[1:], f"cannot delete {arg[1:]!r}: no such key"
+                                                            f"{_did_you_mean(path)}"))
             continue
         key, sep, raw = arg.partition("=")
         if not sep or not key or any(not p for p in key.split(".")):

@@ -1,4 +1,5 @@
-"""The recipe JSON Schema (recipes/schema.json): the one definition of every recipe key."""
+"""The recipe JSON Schema (internvl_kit/recipe/schema.json, generated from swift by schema_gen.py):
+the one definition of every recipe key. It lives in the package, so a wheel install carries it."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
-SCHEMA_PATH = RECIPES_DIR / "schema.json"
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -23,6 +25,8 @@ HF_REFUSED_KNOBS = {
     "video_segments": "the -HF video processor samples frames by its own settings",
 }
 SECRET_HINTS = ("token", "secret", "password", "api_key")
+# swift 4.6's DeepSpeed presets (swift/config/*.json); anything else must be a JSON config file.
+DEEPSPEED_PRESETS = ("zero0", "zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
 LORA_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "use_rslora", "use_dora")
 
 
@@ -58,10 +62,10 @@ def _schema_problems(res: Resolved) -> list[Problem]:
                 key = path + (extra,)
                 s, ln = res.where(key)
                 sugg = _suggest(extra, allowed)
-                if sugg:
-                    msg = f"unknown key{sugg}"
-                elif any(h in extra.lower() for h in SECRET_HINTS):
+                if any(h in extra.lower() for h in SECRET_HINTS):
                     msg = "unknown key; secrets never go in recipes: set MODELSCOPE_API_TOKEN in the environment"
+                elif sugg:
+                    msg = f"unknown key{sugg}"
                 else:
                     msg = "unknown key (the allowed keys are listed in recipes/schema.json)"
                 problems.append(Problem(s, ln, _dotted(key), msg))
@@ -74,8 +78,8 @@ def _schema_problems(res: Resolved) -> list[Problem]:
         if err.validator == "type":
             msg = f"expected {err.validator_value}, {given}"
         elif err.validator == "enum":
-            msg = f"{inst!r} is not allowed{_suggest(str(inst), [str(v) for v in err.validator_value])}; " \
-                  f"allowed: {', '.join(map(str, err.validator_value))}"
+            choices = [str(v) for v in err.validator_value if v is not None]
+            msg = f"{inst!r} is not allowed{_suggest(str(inst), choices)}; allowed: {', '.join(choices)}"
         elif err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
             msg = f"must be {_bounds(sch)}, {given}"
         elif err.validator in ("minItems", "minLength"):
@@ -110,6 +114,23 @@ def _route_problems(res: Resolved, add) -> bool:
     return agrees
 
 
+def _value_problems(res: Resolved, path: tuple[str, ...], value: Any, add) -> None:
+    """Values swift would mis-read: NaN/inf numbers, and list items that argparse would take for flags."""
+    key = ".".join(path)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _value_problems(res, path + (str(k),), v, add)
+    elif isinstance(value, float) and not math.isfinite(value):
+        add(key, f"{value} is not a finite number")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str) and item.startswith("-"):
+                add(key, f"list item {item!r} starts with '-': swift would read it as a flag; give a path "
+                         f"like ./{item}")
+            elif isinstance(item, float) and not math.isfinite(item):
+                add(key, f"{item} is not a finite number")
+
+
 def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
     d, problems = res.data, []
 
@@ -137,6 +158,18 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
             if knob in knobs:
                 add(f"internvl.{knob}", f"not supported with template internvl_hf ({why}); "
                                         f"remove it, or use the original checkpoint with an internvl_chat template")
+    _value_problems(res, (), d, add)
+    for key in d:
+        if (schema()["properties"].get(key) or {}).get("x-swift-cli") is False:
+            add(key, f"swift sft cannot take {key} on its command line (its parser cannot build "
+                     f"{schema()['properties'][key].get('x-swift-type')} from text), so no recipe can set it")
+        if (schema()["properties"].get(key) or {}).get("x-secret"):
+            add(key, "secrets never go in recipes (they are saved with every run and checkpoint): set "
+                     "MODELSCOPE_API_TOKEN (or the tracker's own variable) in the environment")
+    ds = d.get("deepspeed")
+    if isinstance(ds, str) and ds not in DEEPSPEED_PRESETS and not (ds.endswith(".json") and Path(ds).is_file()):
+        add("deepspeed", f"{ds!r} is neither a DeepSpeed preset ({', '.join(DEEPSPEED_PRESETS)}) nor an existing "
+                         f".json config file{_suggest(ds, list(DEEPSPEED_PRESETS))}")
     if d.get("deepspeed") and d.get("fsdp"):
         add("fsdp", "deepspeed and fsdp are both set; choose one")
     if d.get("fp16") is True and d.get("bf16") is True:

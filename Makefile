@@ -10,7 +10,7 @@ demo: $(STAMP)
 	$(VENV)/bin/python train.py recipes/tiny-demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 setup: $(STAMP)
 

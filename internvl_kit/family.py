@@ -5,6 +5,7 @@ Sources of the figures:
   [3-card]      InternVL3 model cards (shared/seeds/004_*, 002_*, 003_*): vision and language parts
   [llm-config]  the language models' own config.json: layers, hidden and intermediate sizes, vocab
   [llm-card]    the language models' model cards: parameter counts (Qwen2.5, InternLM3)
+  [vit-config]  the InternViT checkpoints' config.json: heads, MLP width, norm, qk normalisation
   [swift]       ms-swift 4.6 model registry: model_type / template per id
   [seed-001]    InternVL3.5 guide: transformers>=4.52.1, >=4.55.0 for the GPT-OSS model
 Projector parameters are computed from the dimensions (LayerNorm + Linear(4*vit_hidden, h) + Linear(h, h)).
@@ -23,10 +24,15 @@ class Tower:
     params_b: float
     hidden: int
     layers: int
+    heads: int
+    intermediate: int
+    norm: str                   # "layer_norm" | "rms_norm"
+    qk_norm: bool
 
 
-INTERNVIT_300M = Tower("InternViT-300M-448px-V2_5", 0.3, 1024, 24)
-INTERNVIT_6B = Tower("InternViT-6B-448px-V2_5", 5.5, 3200, 45)
+# [vit-config] the InternViT checkpoints' config.json
+INTERNVIT_300M = Tower("InternViT-300M-448px-V2_5", 0.3, 1024, 24, 16, 4096, "layer_norm", False)
+INTERNVIT_6B = Tower("InternViT-6B-448px-V2_5", 5.5, 3200, 45, 25, 12800, "rms_norm", True)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class Size:
     active_b: float | None = None   # active parameters per token (MoE)
     min_transformers: str = "4.52.1"
     source: str = ""
+    heads: int = 0              # attention heads, key/value heads and head width [llm-config]
+    kv_heads: int = 0
+    head_dim: int = 0
+    arch: str = ""              # the LLM's transformers class: what a random model of the real shape is built as
+    tie: bool = False           # input and output embeddings tied
 
     @property
     def projector_params_b(self) -> float:
@@ -72,25 +83,41 @@ class Model:
 _3 = "[3-card] [llm-card] [llm-config]"
 _35 = "[3.5-report] [llm-config]"
 SIZES: tuple[Size, ...] = (
-    Size("InternVL3", "1B", INTERNVIT_300M, "Qwen2.5-0.5B", 0.49, 24, 896, 4864, 151936, source=_3),
-    Size("InternVL3", "2B", INTERNVIT_300M, "Qwen2.5-1.5B", 1.54, 28, 1536, 8960, 151936, source=_3),
-    Size("InternVL3", "8B", INTERNVIT_300M, "Qwen2.5-7B", 7.61, 28, 3584, 18944, 151936, source=_3),
-    Size("InternVL3", "9B", INTERNVIT_300M, "InternLM3-8B-Instruct", 8.80, 48, 4096, 10240, 128512, source=_3),
-    Size("InternVL3", "14B", INTERNVIT_300M, "Qwen2.5-14B", 14.7, 48, 5120, 13824, 151936, source=_3),
-    Size("InternVL3", "38B", INTERNVIT_6B, "Qwen2.5-32B", 32.5, 64, 5120, 27648, 151936, source=_3),
-    Size("InternVL3", "78B", INTERNVIT_6B, "Qwen2.5-72B", 72.7, 80, 8192, 29568, 151936, source=_3),
-    Size("InternVL3.5", "1B", INTERNVIT_300M, "Qwen3-0.6B", 0.8, 28, 1024, 3072, 151936, source=_35),
-    Size("InternVL3.5", "2B", INTERNVIT_300M, "Qwen3-1.7B", 2.0, 28, 2048, 6144, 151936, source=_35),
-    Size("InternVL3.5", "4B", INTERNVIT_300M, "Qwen3-4B", 4.4, 36, 2560, 9728, 151936, source=_35),
-    Size("InternVL3.5", "8B", INTERNVIT_300M, "Qwen3-8B", 8.2, 36, 4096, 12288, 151936, source=_35),
-    Size("InternVL3.5", "14B", INTERNVIT_300M, "Qwen3-14B", 14.8, 40, 5120, 17408, 151936, source=_35),
-    Size("InternVL3.5", "38B", INTERNVIT_6B, "Qwen3-32B", 32.8, 64, 5120, 25600, 151936, source=_35),
+    Size("InternVL3", "1B", INTERNVIT_300M, "Qwen2.5-0.5B", 0.49, 24, 896, 4864, 151936, source=_3,
+         heads=14, kv_heads=2, head_dim=64, arch="Qwen2ForCausalLM", tie=True),
+    Size("InternVL3", "2B", INTERNVIT_300M, "Qwen2.5-1.5B", 1.54, 28, 1536, 8960, 151936, source=_3,
+         heads=12, kv_heads=2, head_dim=128, arch="Qwen2ForCausalLM", tie=True),
+    Size("InternVL3", "8B", INTERNVIT_300M, "Qwen2.5-7B", 7.61, 28, 3584, 18944, 151936, source=_3,
+         heads=28, kv_heads=4, head_dim=128, arch="Qwen2ForCausalLM"),
+    Size("InternVL3", "9B", INTERNVIT_300M, "InternLM3-8B-Instruct", 8.80, 48, 4096, 10240, 128512, source=_3,
+         heads=32, kv_heads=2, head_dim=128, arch="InternLM3ForCausalLM"),
+    Size("InternVL3", "14B", INTERNVIT_300M, "Qwen2.5-14B", 14.7, 48, 5120, 13824, 151936, source=_3,
+         heads=40, kv_heads=8, head_dim=128, arch="Qwen2ForCausalLM"),
+    Size("InternVL3", "38B", INTERNVIT_6B, "Qwen2.5-32B", 32.5, 64, 5120, 27648, 151936, source=_3,
+         heads=40, kv_heads=8, head_dim=128, arch="Qwen2ForCausalLM"),
+    Size("InternVL3", "78B", INTERNVIT_6B, "Qwen2.5-72B", 72.7, 80, 8192, 29568, 151936, source=_3,
+         heads=64, kv_heads=8, head_dim=128, arch="Qwen2ForCausalLM"),
+    Size("InternVL3.5", "1B", INTERNVIT_300M, "Qwen3-0.6B", 0.8, 28, 1024, 3072, 151936, source=_35,
+         heads=16, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM", tie=True),
+    Size("InternVL3.5", "2B", INTERNVIT_300M, "Qwen3-1.7B", 2.0, 28, 2048, 6144, 151936, source=_35,
+         heads=16, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM", tie=True),
+    Size("InternVL3.5", "4B", INTERNVIT_300M, "Qwen3-4B", 4.4, 36, 2560, 9728, 151936, source=_35,
+         heads=32, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM", tie=True),
+    Size("InternVL3.5", "8B", INTERNVIT_300M, "Qwen3-8B", 8.2, 36, 4096, 12288, 151936, source=_35,
+         heads=32, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM"),
+    Size("InternVL3.5", "14B", INTERNVIT_300M, "Qwen3-14B", 14.8, 40, 5120, 17408, 151936, source=_35,
+         heads=40, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM"),
+    Size("InternVL3.5", "38B", INTERNVIT_6B, "Qwen3-32B", 32.8, 64, 5120, 25600, 151936, source=_35,
+         heads=64, kv_heads=8, head_dim=128, arch="Qwen3ForCausalLM"),
     Size("InternVL3.5", "30B-A3B", INTERNVIT_300M, "Qwen3-30B-A3B (MoE, 128 experts, 8 active)", 30.5, 48, 2048,
-         8 * 768, 151936, active_b=3.3, source=_35),
+         8 * 768, 151936, active_b=3.3, source=_35,
+         heads=32, kv_heads=4, head_dim=128, arch="Qwen3MoeForCausalLM"),
     Size("InternVL3.5", "241B-A28B", INTERNVIT_6B, "Qwen3-235B-A22B (MoE, 128 experts, 8 active)", 235.1, 94, 4096,
-         8 * 1536, 151936, active_b=28.0, source=_35),
+         8 * 1536, 151936, active_b=28.0, source=_35,
+         heads=64, kv_heads=4, head_dim=128, arch="Qwen3MoeForCausalLM"),
     Size("InternVL3.5", "GPT-OSS-20B-A4B", INTERNVIT_300M, "GPT-OSS-20B (MoE, 32 experts, 4 active)", 20.9, 24,
-         2880, 4 * 2880, 201088, active_b=4.0, min_transformers="4.55.0", source=_35 + " [seed-001]"),
+         2880, 4 * 2880, 201088, active_b=4.0, min_transformers="4.55.0", source=_35 + " [seed-001]",
+         heads=64, kv_heads=8, head_dim=64, arch="GptOssForCausalLM"),
 )
 
 
@@ -139,4 +166,7 @@ def table() -> str:
 
 
 if __name__ == "__main__":
-    print(table())
+    try:
+        print(table())
+    except BrokenPipeError:          # `python -m internvl_kit.family | head`
+        pass

@@ -99,8 +99,8 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
     """Build `swift sft` for a validated recipe; `data` is recipe.data with builtin refs resolved."""
     order = list(schema()["properties"])
     keys = [k for k in FIRST_KEYS if k in data]
-    keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS and k != "output_dir"
-                    and k != "add_version"), key=order.index)
+    keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS
+                    and k not in ("output_dir", "add_version", "external_plugins")), key=order.index)
     args: list[str] = []
     for k in keys:
         if data[k] is None:
@@ -112,8 +112,11 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
             args += [f"--{k}"] + values
     # The toolkit names the run directory itself, so resume/infer/export can find it.
     args += ["--output_dir", str(run_dir), "--add_version", "false"]
+    plugins = [str(p) for p in data.get("external_plugins") or []]        # one flag: a second would replace it
     if needs_plugin(recipe.is_hf and "max_num" in recipe.knobs, data, launch or {}):
-        args += ["--external_plugins", str(PLUGIN_PATH)]
+        plugins.append(str(PLUGIN_PATH))
+    if plugins:
+        args += ["--external_plugins", *plugins]
     if resume_from is not None:
         args += ["--resume_from_checkpoint", str(resume_from)]
     return SwiftCommand("sft", args, {**knob_env(recipe.knobs), **(launch or {})})

@@ -12,15 +12,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="internvl-kit-tests-"))
+# DeepSpeed's JIT-built CPU op: one build for all pytest-xdist workers of a run (torch's build lock makes
+# sharing safe), not one per worker.
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or _SESSION_TMP.name
+_TORCH_EXT = Path(tempfile.gettempdir()) / f"internvl-kit-torch-ext-{_RUN_ID}"
 
 # Set before anything imports transformers / modelscope / swift, and inherited by every subprocess.
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
     "HF_HOME": str(_SESSION_TMP / "hf"), "MODELSCOPE_CACHE": str(_SESSION_TMP / "ms-cache"),
     "MODELSCOPE_HOME": str(_SESSION_TMP / "ms-home"), "INTERNVL_KIT_HOME": str(_SESSION_TMP / "kit"),
-    "TORCH_EXTENSIONS_DIR": str(_SESSION_TMP / "torch-ext"), "CUDA_VISIBLE_DEVICES": "",
+    "TORCH_EXTENSIONS_DIR": str(_TORCH_EXT), "CUDA_VISIBLE_DEVICES": "",
     "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
     "MODELSCOPE_UPLOAD_CACHE_ENABLED": "false", "WANDB_DISABLED": "true", "TOKENIZERS_PARALLELISM": "false",
+    # One thread per process: the tiny models gain nothing from more, and with pytest-xdist running two
+    # tests at once, oversubscribed OpenMP threads spin (two trainings side by side: 38 s, at 1 thread 20 s).
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
 }
 os.environ.update(OFFLINE_ENV)
 for var in ("MODELSCOPE_API_TOKEN", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
@@ -100,10 +107,17 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None
 COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), "yellow": (230, 200, 20)}
 
 
+# Built once per variant and process: pytest tears a parametrized session fixture down when the next
+# test wants another variant, and would train again when the first variant comes back.
+_BUILT: dict[tuple[str, str], dict] = {}
+
+
 @pytest.fixture(scope="session")
 def overfit_run(variant, tmp_path_factory) -> dict:
     """A LoRA run on four solid-colour images, trained to answer their colour, with non-default tiling
     (internvl.max_num=2) and max_length (256), one per variant: shared by the infer and export tests."""
+    if ("overfit", variant.name) in _BUILT:
+        return _BUILT["overfit", variant.name]
     import json
     from PIL import Image
     root = tmp_path_factory.mktemp(f"overfit-{variant.name}")
@@ -121,14 +135,28 @@ def overfit_run(variant, tmp_path_factory) -> dict:
                   f"output_dir={root / 'out'}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = (root / "out").iterdir()
-    return {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60", "variant": variant}
+    _BUILT["overfit", variant.name] = {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60",
+                                       "variant": variant}
+    return _BUILT["overfit", variant.name]
 
 
 @pytest.fixture(scope="session")
 def merged_export(overfit_run, tmp_path_factory) -> dict:
     """The overfit run merged by export.py (both proofs), once per variant: shared by export and card tests."""
-    merged = tmp_path_factory.mktemp(f"merged-{overfit_run['variant'].name}") / "merged"
-    out = run_cli("export.py", str(overfit_run["checkpoint"]), "--merge", "-o", str(merged))
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    return {"dir": merged, "stdout": out.stdout}
+    name = overfit_run["variant"].name
+    if ("merged", name) not in _BUILT:
+        merged = tmp_path_factory.mktemp(f"merged-{name}") / "merged"
+        out = run_cli("export.py", str(overfit_run["checkpoint"]), "--merge", "-o", str(merged))
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+        _BUILT["merged", name] = {"dir": merged, "stdout": out.stdout}
+    return _BUILT["merged", name]
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`: -n auto --dist loadgroup) the tests sharing a variant's trained
+    run and merged export stay on one worker, so each variant trains once; the rest spread freely."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "variant" in params and {"overfit_run", "merged_export"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(f"trained-{params['variant']}"))

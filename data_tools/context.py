@@ -28,26 +28,32 @@ def build(recipe: str | None = None, *, max_length: int | None = None, max_num: 
     input_size = None
     template_flag = template
     if recipe:
-        from internvl_kit import builtin, preflight
-        from internvl_kit.recipe import RecipeError, load_recipe
-        try:
-            r = load_recipe(recipe)
-        except RecipeError as e:
-            raise UsageError(str(e)) from None
-        data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
-        model = model or data.get("model")
-        template = template or data.get("template")
-        max_length = max_length or data.get("max_length")
-        max_num = max_num or r.knobs.get("max_num")
-        input_size = r.knobs.get("input_size")
-        for key in ("dataset", "val_dataset"):
-            for entry in data.get(key) or []:
-                local = preflight.local_dataset_path(entry)
-                if local is not None:
-                    files.append(local)
+        settings = recipe_settings(recipe)
+        model = model or settings.get("model")
+        template = template or settings.get("template")
+        max_length = max_length or settings.get("max_length")
+        max_num = max_num or settings.get("max_num")
+        input_size = settings.get("input_size")
+        files = [Path(f) for f in settings.get("files", [])]
     return make(model=model, template=template, max_length=max_length, max_num=max_num, input_size=input_size,
                 tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files,
                 strict_template=template_flag is not None)
+
+
+def recipe_settings(recipe: str) -> dict:
+    """model, template, max_length, max_num, input_size and local dataset files of a recipe.
+
+    Recipes (extends, overrides, builtin refs) are the training toolkit's business, and data_tools stands
+    alone: the toolkit plugs its reader in through the `data_tools.recipe_reader` entry point."""
+    from importlib.metadata import entry_points
+    readers = entry_points(group="data_tools.recipe_reader")
+    if not readers:
+        raise UsageError(f"--recipe {recipe}: reading recipes needs internvl-kit installed (pip install -e .); "
+                         f"pass --model/--template/--max-length instead")
+    try:
+        return next(iter(readers)).load()(recipe)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def make(*, model: str | None, template: str | None, max_length: int | None, max_num: int | None,

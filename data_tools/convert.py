@@ -199,7 +199,7 @@ def _hf_row(rec: dict[str, Any], args: argparse.Namespace, images_dir: Path) -> 
     ext = next((e for sig, e in fmt.items() if data.startswith(sig)), "img")
     target = images_dir / f"{digest}.{ext}"
     if not target.exists():
-        from internvl_kit.fileio import atomic_write_bytes
+        from .fileio import atomic_write_bytes
         atomic_write_bytes(target, data)
     try:
         read_header(str(target))

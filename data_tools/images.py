@@ -6,8 +6,10 @@ for --deep, which is the only way to catch a truncated file.
 """
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,16 @@ def _jpeg_size(f, head: bytes) -> tuple[int, int]:
         pos += 2 + seg_len
 
 
-def read_header(path: str) -> ImageInfo:
-    """Format and size of an image file; raises ImageError (or OSError) when it is not readable."""
-    with open(path, "rb") as f:
+Source = str | bytes          # a file path, or the image's bytes (decoded base64 / data: URI)
+
+
+def _open(src: Source) -> BinaryIO:
+    return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
+
+
+def read_header(src: Source) -> ImageInfo:
+    """Format and size of an image; raises ImageError (or OSError) when it is not readable."""
+    with _open(src) as f:
         head = f.read(64)
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
             w, h = struct.unpack(">II", head[16:24])
@@ -59,8 +68,9 @@ def read_header(path: str) -> ImageInfo:
             w, h = _jpeg_size(f, head)
             return ImageInfo("JPEG", w, h)
         if head[:6] in (b"GIF87a", b"GIF89a"):
-            w, h = struct.unpack("<HH", head[6:10])
-            return ImageInfo("GIF", w, h)
+            # Not from the header: the logical screen can be 0x0 or smaller than the first frame, and
+            # swift sees the size Pillow gives the loaded frame.
+            return decode(src)
         if head[:2] == b"BM" and len(head) >= 26:
             w, h = struct.unpack("<ii", head[18:26])
             return ImageInfo("BMP", w, abs(h))
@@ -78,23 +88,23 @@ def read_header(path: str) -> ImageInfo:
                 w = 1 + int.from_bytes(head[24:27], "little")
                 h = 1 + int.from_bytes(head[27:30], "little")
                 return ImageInfo("WEBP", w, h)
-    return _pil_header(path)
+    return _pil_header(src)
 
 
-def _pil_header(path: str) -> ImageInfo:
+def _pil_header(src: Source) -> ImageInfo:
     from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
+        with Image.open(_open(src)) as im:
             return ImageInfo(im.format or "?", *im.size)
     except UnidentifiedImageError:
         raise ImageError("not an image in a format Pillow recognises") from None
 
 
-def decode(path: str) -> ImageInfo:
+def decode(src: Source) -> ImageInfo:
     """Fully decode the image (catches truncated or corrupt pixel data)."""
     from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
+        with Image.open(_open(src)) as im:
             im.load()
             return ImageInfo(im.format or "?", *im.size)
     except UnidentifiedImageError:

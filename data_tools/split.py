@@ -42,7 +42,7 @@ def groups(lines: list[bytes]) -> list[list[int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from internvl_kit.fileio import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file")
     lines = [ln if ln.endswith(b"\n") else ln + b"\n" for ln in args.file.read_bytes().splitlines(keepends=True)

@@ -71,7 +71,7 @@ def plot(lengths: list[int], limit: int | None, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from internvl_kit.fileio import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     import io
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)

@@ -6,15 +6,19 @@ template would count it.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
+import stat
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import images as img
-from .schema import fast_check, explain
+from .schema import explain, fast_check
+from .swift_rows import RowError, normalize, template_forms
 from .tokens import Counter
 
 try:
@@ -31,7 +35,7 @@ CODES = {
     "json": "line is not a JSON object",
     "schema": "row does not match the messages schema",
     "roles": "role order swift cannot train on",
-    "empty": "a message has empty content",
+    "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "extra-tags": "more <image>/<video> tags than media files",
     "image-missing": "image file not found",
     "image-bad": "image file unreadable",
@@ -39,15 +43,17 @@ CODES = {
     "file": "input file cannot be read",
     # warnings
     "missing-tags": "fewer tags than media (swift prepends them)",
-    "relative-path": "relative image path that swift will not resolve",
+    "relative-path": "relative image path that only resolves against the dataset file",
     "duplicate": "row identical to an earlier one",
     "blank": "blank line",
     "remote-media": "remote media not checked",
     "video-length": "token length of a video sample not checked",
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
-ERRORS = {"utf8", "json", "schema", "roles", "empty", "extra-tags", "image-missing", "image-bad", "too-long",
-          "file"}
+ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
+          "too-long", "file"}
+_PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
+MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class Issue:
 class Options:
     max_length: int | None = None
     max_num: int | None = None
-    image_root: str | None = None     # like swift's ROOT_IMAGE_DIR
+    image_root: str | None = None     # swift's ROOT_IMAGE_DIR (default: that environment variable)
     deep: bool = False
     counter: Counter | None = None
 
@@ -98,11 +104,17 @@ class Sample:
     """A row that passed the structural checks, with its images resolved and measured."""
     row: dict[str, Any]
     image_sizes: list[tuple[int, int]]
-    image_paths: list[str]
+    image_paths: list[str]          # what swift opens: a path, or "<base64>" for inline data
+
+
+def _short(ref: str) -> str:
+    return repr(ref if len(ref) <= 80 else ref[:60] + f"... ({len(ref)} chars)")
 
 
 def _as_list(v: Any) -> list[str]:
-    return [] if v is None else [v] if isinstance(v, str) else list(v)
+    """A media field as swift's loader reads it: null, one ref or a list; {"path": p} is p."""
+    refs = [] if v is None else v if isinstance(v, list) else [v]
+    return [r["path"] if isinstance(r, dict) else r for r in refs]
 
 
 class Validator:
@@ -112,28 +124,48 @@ class Validator:
         self._check = fast_check()
 
     # -- images ---------------------------------------------------------------------------
-    def resolve(self, ref: str, dataset_dir: Path) -> tuple[str | None, bool]:
-        """(path swift would open or None, whether it only resolves relative to the dataset file)."""
-        if os.path.isabs(ref) or os.path.exists(ref):
-            return (ref if os.path.exists(ref) else None), False
-        if self.opts.image_root and os.path.exists(os.path.join(self.opts.image_root, ref)):
-            return os.path.join(self.opts.image_root, ref), False
+    def resolve(self, ref: str, dataset_dir: Path) -> tuple[str | bytes | None, bool]:
+        """What swift's image loader opens for ref: a path, decoded inline bytes, or None (not found), and
+        whether the path only exists relative to the dataset file (swift will not look there).
+
+        swift strips the string; a string that exists as a path (as given, then under ROOT_IMAGE_DIR,
+        then with ~ expanded) is a file; otherwise a `data:` URI or any string base64 decodes is inline
+        image bytes; anything else is a missing file."""
+        ref = ref.strip()
+        if len(ref) <= MAX_PATH:
+            if os.path.exists(ref):
+                return ref, False
+            root = self.opts.image_root if self.opts.image_root is not None else os.environ.get("ROOT_IMAGE_DIR")
+            path = os.path.abspath(os.path.expanduser(os.path.join(root, ref) if root else ref))
+            if os.path.exists(path):
+                return path, False
+        if ref.startswith("data:"):
+            m = re.match(r"data:(.+?);base64,(.+)", ref, re.S)
+            try:
+                return (base64.b64decode(m.group(2)) if m else None), False
+            except (binascii.Error, ValueError):
+                return None, False
+        try:
+            return base64.b64decode(ref), False
+        except (binascii.Error, ValueError):
+            pass
         local = dataset_dir / ref
         return (str(local), True) if local.exists() else (None, False)
 
-    def header(self, path: str) -> img.ImageInfo | str:
-        """ImageInfo, or the reason the file is unreadable (cached: images are often shared)."""
-        got = self._headers.get(path)
+    def header(self, src: str | bytes) -> img.ImageInfo | str:
+        """ImageInfo, or the reason the image is unreadable (files cached: images are often shared)."""
+        got = self._headers.get(src) if isinstance(src, str) else None
         if got is None:
             if len(self._headers) >= HEADER_CACHE:   # bounded: memory stays flat on huge datasets
                 self._headers.clear()
             try:
-                got = img.decode(path) if self.opts.deep else img.read_header(path)
+                got = img.decode(src) if self.opts.deep else img.read_header(src)
                 if got.width <= 0 or got.height <= 0:
                     got = f"image has no pixels ({got.width}x{got.height})"
             except (img.ImageError, OSError) as e:
                 got = str(e)
-            self._headers[path] = got
+            if isinstance(src, str):
+                self._headers[src] = got
         return got
 
     # -- one row --------------------------------------------------------------------------
@@ -146,16 +178,27 @@ class Validator:
             errors += code in ERRORS
             report(code, message)
 
+        if not isinstance(row, dict):
+            emit("json", f"expected a JSON object per line, got {type(row).__name__}")
+            return None
         try:
             self._check(row)
+            row = template_forms(row)
         except Exception:  # noqa: BLE001 - fastjsonschema raises JsonSchemaValueException
-            if not isinstance(row, dict):
-                emit("json", f"expected a JSON object per line, got {type(row).__name__}")
+            fmt = "unknown"
+            try:
+                row, fmt = normalize(row)         # the forms swift's loader and template convert themselves
+                self._check(row)
+            except RowError as e:
+                emit("schema", str(e))
                 return None
-            for msg in explain(row):
-                emit("schema", f"{msg}; fix: each row is {{\"messages\": [{{\"role\", \"content\"}}...], "
-                               f"\"images\": [paths]}}")
-            return None
+            except Exception:  # noqa: BLE001
+                hint = "" if fmt != "unknown" else (" (LLaVA, InternVL meta, CSV or HF rows: python -m data_tools "
+                                                    "convert writes them in this form)")
+                for msg in explain(row):
+                    emit("schema", f"{msg}; fix: each row is {{\"messages\": [{{\"role\", \"content\"}}...], "
+                                   f"\"images\": [paths]}}{hint}")
+                return None
         msgs = row["messages"]
         roles = [m["role"] for m in msgs]
         first = 1 if roles[0] == "system" else 0
@@ -171,7 +214,7 @@ class Validator:
             elif roles[-1] != "assistant":
                 emit("roles", "the last message is not the assistant's; fix: end with the answer to train on")
         for i, m in enumerate(msgs):
-            if not m["content"].strip():
+            if m["role"] != "system" and not m["content"].strip():     # system "": swift's way to drop the default
                 emit("empty", f"messages[{i}] ({m['role']}) has empty content")
         text = "\n".join(m["content"] for m in msgs)
         medias = {"image": _as_list(row.get("images")), "video": _as_list(row.get("videos"))}
@@ -186,36 +229,47 @@ class Validator:
         sizes, paths, ok = [], [], True
         for kind, files in medias.items():
             for ref in files:
-                if ref.startswith(("http://", "https://")):
+                bare = ref.strip()
+                if bare.startswith(("http://", "https://")):
                     emit("remote-media", f"{kind} {ref!r} is a URL: not checked offline, fetched by swift "
                                          f"at every epoch")
                     ok = False
                     continue
-                if ref.startswith("data:"):
-                    ok = False
+                if bare.startswith("http"):
+                    emit("image-missing", f"{kind} {ref!r} starts with 'http', so swift fetches it as a URL "
+                                          f"and fails; fix: write it as ./{bare} or an absolute path")
                     continue
                 path, dataset_relative = self.resolve(ref, dataset_dir)
                 if path is None:
-                    where = "" if os.path.isabs(ref) else (
+                    if bare.startswith("data:"):
+                        emit("image-bad", f"{kind} {_short(ref)}: a data: URI swift cannot decode; fix: "
+                                          f"data:image/png;base64,<base64 of the file>")
+                        continue
+                    where = "" if os.path.isabs(bare) else (
                         f" (relative paths are resolved against the current directory {os.getcwd()}"
-                        f"{', then --image-root' if self.opts.image_root else ''}; fix: absolute paths "
-                        f"or --image-root)")
-                    emit("image-missing", f"{kind} {ref!r} not found{where}")
-                    ok = False
+                        f"{', then ROOT_IMAGE_DIR / --image-root' if self.opts.image_root else ''}; fix: absolute "
+                        f"paths, ROOT_IMAGE_DIR or --image-root)")
+                    emit("image-missing", f"{kind} {_short(ref)} not found{where}")
                     continue
                 if dataset_relative:
                     emit("relative-path", f"{kind} {ref!r} exists only relative to the dataset file "
                                           f"({path}); swift resolves against the current directory and "
                                           f"will not find it; fix: absolute paths, or ROOT_IMAGE_DIR={dataset_dir}")
+                    continue
                 if kind == "video":
                     continue
                 info = self.header(path)
                 if isinstance(info, str):
-                    emit("image-bad", f"image {ref!r}: {info}")
-                    ok = False
+                    if isinstance(path, str):
+                        emit("image-bad", f"image {ref!r}: {info}")
+                    elif not bare.startswith("data:") and _PATHLIKE.search(bare):
+                        emit("image-missing", f"image {_short(ref)} not found (swift then reads the string as "
+                                              f"base64, which is no image either); fix: the right path")
+                    else:
+                        emit("image-bad", f"inline image {_short(ref)}: {info}")
                     continue
                 sizes.append((info.width, info.height))
-                paths.append(path)
+                paths.append(path if isinstance(path, str) else "<base64>")
         return Sample(row, sizes, paths) if ok and not errors else None
 
     # -- token length ---------------------------------------------------------------------
@@ -246,16 +300,37 @@ class Validator:
 
     # -- a file ---------------------------------------------------------------------------
     def lines(self, path: Path) -> Iterator[tuple[int, bytes]]:
+        """(line number, raw row) of a JSONL file, or of each element of a `.json` file holding an array
+        (swift's loader reads both), a UTF-8 BOM dropped."""
         with open(path, "rb") as f:
+            head = f.read(2)
+            if head == b"\x1f\x8b":
+                raise FileProblem("gzip-compressed; swift reads plain JSON lines; fix: gunzip it first")
+            f.seek(0)
+            if path.suffix == ".json":
+                data = f.read()
+                if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+                    yield from _array_rows(data, path)
+                    return
+                f.seek(0)
             for n, raw in enumerate(f, 1):
-                yield n, raw
+                yield n, raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
 
     def validate_file(self, path: Path, report: Report, sink: Callable[[Issue], None],
                       on_sample: Callable[[Sample], None] | None = None) -> None:
         """Check every line of path; on_sample sees each row that passed the row checks."""
         shown = str(path)
         seen: dict[int, int] = {}
+
+        def file_problem(message: str) -> None:
+            report.counts["file"] += 1
+            sink(Issue(shown, 0, "file", message))
+
+        problem = _not_a_file(path)
+        if problem:
+            return file_problem(problem)
         dataset_dir = path.resolve().parent
+        rows_before = report.samples
         try:
             for n, raw in self.lines(path):
                 def emit(code: str, message: str, _n: int = n) -> None:
@@ -289,6 +364,58 @@ class Validator:
                     total = self.check_length(sample, emit)
                     if total is not None:
                         report.lengths.append(total)
+        except FileProblem as e:
+            return file_problem(str(e))
         except OSError as e:
-            report.counts["file"] += 1
-            sink(Issue(shown, 0, "file", f"cannot read: {e.strerror or e}"))
+            return file_problem(f"cannot read: {e.strerror or e}")
+        if report.samples == rows_before:
+            file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from the "
+                         "recipe or fill it")
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be read as a dataset (message says why and the fix)."""
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why path is not a dataset file swift could read, in one line, or None."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == 40:          # ELOOP
+            return "a symlink loop; fix: point the link at the real file"
+        if isinstance(e, FileNotFoundError):
+            return "not found" + (" (a dangling symlink)" if os.path.islink(path) else "")
+        return f"cannot read: {e.strerror or e}"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory; fix: name the .jsonl file(s) inside it"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, socket or device); swift reads it twice: fix: write it to a file first"
+    if not os.access(path, os.R_OK):
+        return "permission denied; fix: chmod +r it"
+    return None
+
+
+def _array_rows(data: bytes, path: Path) -> Iterator[tuple[int, bytes]]:
+    """Elements of a JSON array file, each as raw JSON with the line it starts on."""
+    import json
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FileProblem(f"invalid UTF-8 at byte {e.start}; fix: re-encode the file as UTF-8") from None
+    dec = json.JSONDecoder()
+    pos = text.index("[") + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            raise FileProblem("the JSON array is not closed; fix: end it with ]")
+        if text[pos] == "]":
+            return
+        line = text.count("\n", 0, pos) + 1
+        try:
+            _, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise FileProblem(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        yield line, text[pos:end].encode("utf-8")
+        pos = end

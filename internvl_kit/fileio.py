@@ -1,35 +1,17 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written output."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written output (the primitive lives in
+data_tools, which stands alone)."""
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from data_tools.fileio import atomic_write_bytes
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text to path via a temp file in the same directory, fsync, then rename."""
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
 
 
 def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -123,6 +123,22 @@ def check_tile_size(data: dict[str, Any], knobs: dict[str, int], recipe_file: st
     return []
 
 
+def recipe_settings(recipe: str) -> dict[str, Any]:
+    """data_tools' `--recipe` (entry point data_tools.recipe_reader): a recipe's data settings; ValueError
+    with the recipe's own message when it does not load."""
+    from . import builtin
+    from .recipe import RecipeError, load_recipe
+    try:
+        r = load_recipe(recipe)
+    except RecipeError as e:
+        raise ValueError(str(e)) from None
+    data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
+    files = [str(p) for key in ("dataset", "val_dataset") for e in data.get(key) or []
+             if (p := local_dataset_path(e)) is not None]
+    return {"model": data.get("model"), "template": data.get("template"), "max_length": data.get("max_length"),
+            "max_num": r.knobs.get("max_num"), "input_size": r.knobs.get("input_size"), "files": files}
+
+
 def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -> list[Finding]:
     """data_tools validation of every local dataset file: schema, roles, tags, images, token length."""
     from data_tools import context

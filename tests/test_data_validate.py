@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 
 def _row(content: str = "<image>What is it?", answer: str = "a cat", images=None, **extra) -> str:
@@ -63,9 +64,9 @@ def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
             sev, code = rest.split(":")[0].split()
             got.setdefault(int(ln), set()).add((sev, code))
     expected = {2: {("error", "json")}, 3: {("error", "schema")}, 4: {("error", "roles")},
-                5: {("error", "empty")}, 6: {("error", "extra-tags")}, 7: {("error", "image-missing")},
+                5: {("warning", "empty")}, 6: {("error", "extra-tags")}, 7: {("error", "image-missing")},
                 8: {("error", "image-bad")}, 9: {("error", "too-long")}, 10: {("warning", "missing-tags")},
-                11: {("warning", "relative-path")}, 12: {("warning", "duplicate")}, 13: {("warning", "blank")},
+                11: {("error", "relative-path")}, 12: {("warning", "duplicate")}, 13: {("warning", "blank")},
                 14: {("warning", "remote-media")}, 15: {("error", "utf8")}}
     assert got == expected
     assert path.read_bytes() == before                        # input untouched
@@ -86,7 +87,7 @@ def test_video_samples_say_their_length_is_not_checked(fixture_dir, tmp_path):
 
 def test_missing_input_file_is_an_error_not_a_traceback(tmp_path):
     out = run_cli("-m", "data_tools", "validate", str(tmp_path / "nope.jsonl"))
-    assert out.returncode == 1 and f"{tmp_path / 'nope.jsonl'}:0: error file: cannot read" in out.stdout
+    assert out.returncode == 1 and f"{tmp_path / 'nope.jsonl'}:0: error file: not found" in out.stdout
 
 
 def test_good_file_passes_and_strict_turns_warnings_into_failure(fixture_dir, tmp_path):
@@ -149,3 +150,57 @@ def test_train_refuses_bad_data_unless_told(fixture_dir, tmp_path, demo_model):
     assert out.returncode == 1 and f"{bad}:1: error: image-missing" in out.stderr
     out = run_cli(*args, "--skip-preflight")
     assert out.returncode == 0 and "launching despite preflight errors" in out.stderr
+
+
+def test_data_tools_stands_alone(tmp_path):
+    """data_tools imports nothing from internvl_kit (the preflight calls data_tools, never the reverse) and
+    validates without torch or swift: each is made unimportable in a fresh interpreter."""
+    import ast
+    for f in (ROOT / "data_tools").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "internvl_kit" for n in names), f"{f.name} imports internvl_kit"
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                             {"role": "assistant", "content": "ok"}]}) + "\n")
+    code = ("import sys\nfor m in ('internvl_kit', 'torch', 'swift', 'transformers'): sys.modules[m] = None\n"
+            "from data_tools.cli import main\n"
+            f"sys.exit(main(['validate', {str(data)!r}, '--no-tokens']))")
+    out = run_cli("-c", code)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 samples" in out.stdout or "1 sample" in out.stdout, out.stdout
+
+
+def test_file_level_problems_are_one_line_each(tmp_path):
+    import gzip
+    loop = tmp_path / "loop.jsonl"
+    os.symlink(loop, loop)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    gz = tmp_path / "gz.jsonl"
+    gz.write_bytes(gzip.compress(b'{"messages": []}\n'))
+    (tmp_path / "dir.jsonl").mkdir()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    cases = {loop: "symlink loop", fifo: "not a regular file", gz: "gzip-compressed", tmp_path / "dir.jsonl":
+             "a directory", empty: "no samples"}
+    out = run_cli("-m", "data_tools", "validate", *map(str, cases), "--no-tokens", timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    for path, words in cases.items():
+        assert f"{path}:0: error file: " in out.stdout and words in out.stdout, (path, out.stdout)
+
+
+def test_tilde_paths_expand_without_root_image_dir(tmp_path, monkeypatch):
+    from data_tools.validate import Options, Report, Validator
+    home = tmp_path / "home"
+    home.mkdir()
+    Image.new("RGB", (64, 48)).save(home / "a.png")
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "<image>hi"},
+                                             {"role": "assistant", "content": "ok"}], "images": ["~/a.png"]}) + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ROOT_IMAGE_DIR", raising=False)
+    issues = []
+    Validator(Options()).validate_file(data, Report(), issues.append)
+    assert not issues, issues

@@ -103,7 +103,6 @@ def test_a_merge_without_the_adapter_fails_each_proof(overfit_run, how):
 def _tamper(src: Path, dst: Path, pick, change) -> str:
     """A copy of a merged export with one tensor changed: the first name `pick` accepts."""
     import shutil
-    import torch
     from safetensors.torch import load_file, save_file
     shutil.copytree(src, dst)
     tensors = load_file(str(dst / "model.safetensors"))

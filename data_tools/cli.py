@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--strict", action="store_true", help="treat warnings as errors")
     v.add_argument("--no-tokens", action="store_true", help="skip the token-length preflight")
     v.add_argument("--json", action="store_true", help="print one JSON report instead of lines")
+    v.add_argument("--report", type=Path, metavar="ROWS.jsonl",
+                   help="write one JSON line per row: file, line, verdict, error/warning codes, image sizes, "
+                        "tokens (text / template / image / total) and tiles per image")
 
     c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL")
     c.add_argument("input", type=Path)
@@ -103,8 +106,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report, issues = Report(), []
     sink = issues.append if args.json else (lambda i: print(i, flush=False))
     v = Validator(setup.options)
-    for f in files:
-        v.validate_file(f, report, sink)
+    if args.report is None:
+        for f in files:
+            v.validate_file(f, report, sink)
+    else:
+        write_rows(v, files, report, sink, args.report, setup.options)
     failed = report.errors > 0 or (args.strict and report.warnings > 0)
     lengths = sorted(report.lengths)
     if args.json:
@@ -121,3 +127,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if lengths:
         print(f"  longest sample {lengths[-1]} tokens; median {lengths[len(lengths) // 2]}")
     return 1 if failed else 0
+
+
+def write_rows(v, files: list[Path], report, sink, out: Path, options) -> None:
+    """validate with a per-row record streamed to `out` (written atomically: complete or absent)."""
+    import orjson
+
+    from .fileio import atomic_open
+    from .report import record
+    if any(out.resolve() == f.resolve() for f in files):
+        from .context import UsageError
+        raise UsageError(f"--report {out} is one of the input files; inputs are never written")
+    with atomic_open(out) as fh:
+        for f in files:
+            v.validate_file(f, report, sink, on_row=lambda n, codes, sample, _f=f: fh.write(
+                orjson.dumps(record(_f, n, codes, sample, options.counter, options.max_num)) + b"\n"))

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import context
+from .report import record
 from .validate import Report, Sample, Validator
 
 
@@ -18,25 +19,28 @@ def _pct(values: list[int], q: float) -> int:
 def run(args: argparse.Namespace) -> int:
     setup = context.build(args.recipe, max_length=args.max_length, max_num=args.max_num, model=args.model,
                           template=args.template, tokenizer=args.tokenizer, image_root=args.image_root)
-    counter = setup.options.counter
-    # the row checks only: this command counts lengths itself, with the breakdown
+    # the row checks only: this command counts lengths itself, from the same per-row records as
+    # `validate --report`
     v = Validator(replace(setup.options, counter=None))
     turns, per_sample, tiles = Counter(), Counter(), Counter()
     text, image, total = [], [], []
     report = Report()
 
-    def measure(sample: Sample) -> None:
-        messages = sample.row["messages"]
-        turns[sum(m["role"] == "assistant" for m in messages)] += 1
-        per_sample[len(sample.image_sizes)] += 1
-        b = counter.count(messages, sample.image_sizes, setup.options.max_num)
-        tiles.update(b.tiles)
-        text.append(b.text + b.template)
-        image.append(b.image)
-        total.append(b.total)
+    def measure(path: Path, line: int, codes: list[str], sample: Sample | None) -> None:
+        if sample is None:
+            return
+        rec = record(path, line, codes, sample, setup.options.counter, setup.options.max_num)
+        turns[sum(m["role"] == "assistant" for m in sample.row["messages"])] += 1
+        per_sample[rec["images"]] += 1
+        if "tokens" in rec:
+            tiles.update(rec["tiles"])
+            text.append(rec["tokens"]["text"] + rec["tokens"]["template"])
+            image.append(rec["tokens"]["image"])
+            total.append(rec["tokens"]["total"])
 
     for f in args.files:
-        v.validate_file(f, report, lambda issue: None, on_sample=measure)
+        v.validate_file(f, report, lambda issue: None,
+                        on_row=lambda n, codes, sample, _f=f: measure(_f, n, codes, sample))
     for xs in (text, image, total):
         xs.sort()
     limit = setup.options.max_length

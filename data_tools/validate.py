@@ -316,10 +316,41 @@ class Validator:
             for n, raw in enumerate(f, 1):
                 yield n, raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
 
+    def _row(self, stripped: bytes, n: int, seen: dict[int, int], dataset_dir: Path,
+             emit: Callable[[str, str], None], report: Report,
+             on_sample: Callable[[Sample], None] | None) -> Sample | None:
+        """One non-blank line: decoding, JSON, duplicates, the row checks and the token length."""
+        try:
+            stripped.decode("utf-8")
+        except UnicodeDecodeError as e:
+            emit("utf8", f"invalid UTF-8 at byte {e.start}; fix: re-encode the file as UTF-8")
+            return None
+        try:
+            row = _loads(stripped)
+        except _JSONError as e:
+            emit("json", f"invalid JSON: {e}")
+            return None
+        key = hash(stripped)
+        if key in seen:
+            emit("duplicate", f"same row as line {seen[key]}")
+        else:
+            seen[key] = n
+        sample = self.check_row(row, dataset_dir, emit)
+        if sample is not None:
+            if on_sample is not None:
+                on_sample(sample)
+            total = self.check_length(sample, emit)
+            if total is not None:
+                report.lengths.append(total)
+        return sample
+
     def validate_file(self, path: Path, report: Report, sink: Callable[[Issue], None],
-                      on_sample: Callable[[Sample], None] | None = None) -> None:
-        """Check every line of path; on_sample sees each row that passed the row checks."""
+                      on_sample: Callable[[Sample], None] | None = None,
+                      on_row: Callable[[int, list[str], Sample | None], None] | None = None) -> None:
+        """Check every line of path; on_sample sees each row that passed the row checks, on_row every
+        non-blank row with its line, the codes it got and its Sample (None when the row checks failed)."""
         shown = str(path)
+        codes: list[str] = []
         seen: dict[int, int] = {}
 
         def file_problem(message: str) -> None:
@@ -333,8 +364,11 @@ class Validator:
         rows_before = report.samples
         try:
             for n, raw in self.lines(path):
+                codes.clear()
+
                 def emit(code: str, message: str, _n: int = n) -> None:
                     report.counts[code] += 1
+                    codes.append(code)
                     sink(Issue(shown, _n, code, message))
 
                 stripped = raw.strip()
@@ -342,28 +376,9 @@ class Validator:
                     emit("blank", "blank line (skipped)")
                     continue
                 report.samples += 1
-                try:
-                    stripped.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    emit("utf8", f"invalid UTF-8 at byte {e.start}; fix: re-encode the file as UTF-8")
-                    continue
-                try:
-                    row = _loads(stripped)
-                except _JSONError as e:
-                    emit("json", f"invalid JSON: {e}")
-                    continue
-                key = hash(stripped)
-                if key in seen:
-                    emit("duplicate", f"same row as line {seen[key]}")
-                else:
-                    seen[key] = n
-                sample = self.check_row(row, dataset_dir, emit)
-                if sample is not None:
-                    if on_sample is not None:
-                        on_sample(sample)
-                    total = self.check_length(sample, emit)
-                    if total is not None:
-                        report.lengths.append(total)
+                sample = self._row(stripped, n, seen, dataset_dir, emit, report, on_sample)
+                if on_row is not None:
+                    on_row(n, list(codes), sample)
         except FileProblem as e:
             return file_problem(str(e))
         except OSError as e:

@@ -56,3 +56,29 @@ def test_split_bad_val_is_usage_error(tmp_path):
     _write(src, [{"messages": []}] * 3)
     assert run_cli("-m", "data_tools", "split", str(src), "--val", "5", "-o", str(tmp_path)).returncode == 2
     assert run_cli("-m", "data_tools", "split", str(src), "--val", "lots", "-o", str(tmp_path)).returncode == 2
+
+
+def test_validate_report_has_every_row_and_stats_reads_the_same_numbers(demo_model, demo_data, tmp_path):
+    src = tmp_path / "d.jsonl"
+    rows = demo_data["train"].read_text().splitlines()[:6]
+    src.write_text("\n".join(rows) + "\n{broken\n\n" + rows[0] + "\n")
+    before = src.read_bytes()
+    report = tmp_path / "rows.jsonl"
+    out = run_cli("-m", "data_tools", "validate", str(src), "--recipe", "recipes/tiny-demo.yaml",
+                  "--max-length", "50", "--report", str(report))
+    assert out.returncode == 1 and src.read_bytes() == before
+    recs = [json.loads(x) for x in report.read_text().splitlines()]
+    assert [r["line"] for r in recs] == [1, 2, 3, 4, 5, 6, 7, 9]            # line 8 is blank: no row
+    assert recs[6]["verdict"] == "error" and recs[6]["errors"] == ["json"] and "tokens" not in recs[6]
+    assert recs[7]["warnings"] == ["duplicate"] and recs[7]["tokens"] == recs[0]["tokens"]
+    for r in recs[:6]:
+        t = r["tokens"]
+        assert t["total"] == t["text"] + t["template"] + t["image"] and t["image"] == sum(r["tiles"]) * 4
+        assert r["verdict"] == ("error" if t["total"] > 50 else "ok"), r
+        assert (r["errors"] == ["too-long"]) == (t["total"] > 50)
+    stats = json.loads(run_cli("-m", "data_tools", "stats", str(src), "--recipe", "recipes/tiny-demo.yaml",
+                               "--json").stdout)
+    totals = sorted(r["tokens"]["total"] for r in recs if "tokens" in r)
+    assert stats["usable"] == len(totals) and stats["tokens"]["total"]["max"] == totals[-1]
+    refused = run_cli("-m", "data_tools", "validate", str(src), "--report", str(src), "--no-tokens")
+    assert refused.returncode == 2 and "never written" in refused.stderr and src.read_bytes() == before

@@ -139,12 +139,14 @@ def build_corpus(c: Corpus) -> None:
         c.add("openai-image-url", {"messages": [{"role": "user", "content": [
             {"type": "text", "text": "look: "}, {"type": "image_url", "image_url": {"url": p}}]},
             {"role": "assistant", "content": "a box"}]})
-        c.add("two-users", {"messages": [{"role": "user", "content": "<image>hi"}, {"role": "user", "content": " there"},
+        c.add("two-users", {"messages": [{"role": "user", "content": "<image>hi"},
+                                         {"role": "user", "content": " there"},
                                          {"role": "assistant", "content": "ok"}], "images": [p]})
         c.add("img-tag", {"messages": _msgs(f"<img>{p}</img>read it")})
         # swift drops these
         c.add("content-null", {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}]})
-        c.add("unknown-role", {"messages": [{"role": "narrator", "content": "hi"}, {"role": "assistant", "content": "x"}]})
+        c.add("unknown-role", {"messages": [{"role": "narrator", "content": "hi"},
+                                            {"role": "assistant", "content": "x"}]})
         c.add("messages-empty", {"messages": [], "images": [p]})
         c.add("content-list-and-images", {"messages": [{"role": "user", "content": [
             {"type": "image", "image": p}, {"type": "text", "text": "q"}]}, {"role": "assistant", "content": "a"}],

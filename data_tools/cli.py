@@ -51,9 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--relative-to", type=Path, help="write image paths relative to this directory "
                                                     "(default: absolute)")
     c.add_argument("--image-column", default="image", help="csv/tsv/hf: column with the image")
-    c.add_argument("--text-column", default="text", help="csv/tsv/hf: column with the answer")
-    c.add_argument("--prompt", default="Using LaTeX to perform OCR on the image.",
-                   help="csv/tsv/hf: the user prompt for every row")
+    c.add_argument("--text-column", "--answer-column", dest="text_column", default="text",
+                   help="csv/tsv/hf: column with the answer")
+    c.add_argument("--question-column", help="csv/tsv/hf: column with each row's question")
+    c.add_argument("--prompt", help="csv/tsv/hf: one question for every row (instead of --question-column)")
+    c.add_argument("--meta-relative", action="store_true",
+                   help="internvl: resolve a meta file's relative root/annotation against its own folder "
+                        "(InternVL's convention, the default, is the current directory)")
     c.add_argument("--images-dir", type=Path, help="hf: where embedded images are written "
                                                    "(default: OUTPUT_images/)")
 

@@ -3,12 +3,13 @@
 llava / sharegpt: `conversations` of {from, value}, `image` a path or a list of paths
 internvl: InternVL's meta JSON ({name: {root, annotation}}) or one of its annotation JSONL files
 alpaca: instruction / input / output (+ optional system, image(s))
-csv / tsv: an image column and a text column, with one prompt for every row (e.g. LaTeX OCR)
+csv / tsv: an image column, an answer column and a question column or one --prompt for every row
 hf: a local Hugging Face dataset directory (parquet or save_to_disk arrow files) or a parquet file,
-    with an image column; embedded images are written out as files named by content hash
+    with the same columns; embedded images are written out as files named by content hash
 
-The input is never modified; the output is written to a temp file and renamed at the end, so an
-interrupted conversion leaves no partial output.
+Nothing is dropped silently: every input field that does not reach the output is reported per field,
+with a count and an example line. The input is never modified; the output is written to a temp file
+and renamed at the end, so an interrupted or empty conversion leaves no output.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class Paths:
         if ref.startswith(("http://", "https://", "data:")):
             return ref
         p = Path(ref).expanduser()
-        p = p if p.is_absolute() else (root or self.root) / p
+        p = p if p.is_absolute() else Path(root or self.root).resolve() / p
         p = Path(os.path.normpath(p))
         if not p.exists():
             raise Skip(f"image {ref!r} not found (looked for {p})")
@@ -65,18 +66,26 @@ def place_tags(messages: list[dict[str, str]], n_images: int) -> None:
         first["content"] = "<image>\n" * (n_images - have) + first["content"].lstrip("\n")
 
 
+# Fields each converter carries into the output; anything else in a row is reported as dropped.
+CONVERSATION_FIELDS = {"conversations", "image", "images", "video", "videos", "system"}
+ALPACA_FIELDS = {"instruction", "input", "output", "system", "history", "image", "images"}
+
+
 def from_conversations(row: dict[str, Any], paths: Paths, root: Path | None = None) -> dict[str, Any]:
     conv = row.get("conversations")
     if not isinstance(conv, list) or not conv:
         raise Skip("no 'conversations' list")
     messages = []
+    if row.get("system") and str(conv[0].get("from", conv[0].get("role", ""))).lower() != "system":
+        messages.append({"role": "system", "content": str(row["system"])})
     for turn in conv:
         role = ROLE_MAP.get(str(turn.get("from", turn.get("role", ""))).lower())
         if role is None:
             raise Skip(f"unknown speaker {turn.get('from')!r} (known: {', '.join(ROLE_MAP)})")
         messages.append({"role": role, "content": str(turn.get("value", turn.get("content", "")))})
     images = [paths(p, root) for p in _as_list(row.get("image", row.get("images")))]
-    return _finish(messages, images)
+    videos = [paths(p, root) for p in _as_list(row.get("video", row.get("videos")))]
+    return _finish(messages, images, videos)
 
 
 def from_alpaca(row: dict[str, Any], paths: Paths) -> dict[str, Any]:
@@ -84,12 +93,16 @@ def from_alpaca(row: dict[str, Any], paths: Paths) -> dict[str, Any]:
         raise Skip("needs 'instruction' and 'output'")
     user = str(row["instruction"]) + (f"\n{row['input']}" if row.get("input") else "")
     messages = ([{"role": "system", "content": str(row["system"])}] if row.get("system") else [])
+    for pair in row.get("history") or []:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise Skip(f"history entry {pair!r} is not a [question, answer] pair")
+        messages += [{"role": "user", "content": str(pair[0])}, {"role": "assistant", "content": str(pair[1])}]
     messages += [{"role": "user", "content": user}, {"role": "assistant", "content": str(row["output"])}]
     images = [paths(p) for p in _as_list(row.get("images", row.get("image")))]
     return _finish(messages, images)
 
 
-def _finish(messages: list[dict[str, str]], images: list[str]) -> dict[str, Any]:
+def _finish(messages: list[dict[str, str]], images: list[str], videos: list[str] = ()) -> dict[str, Any]:
     if not any(m["role"] == "user" for m in messages) or messages[-1]["role"] != "assistant":
         raise Skip("needs a user turn and must end with the assistant's answer")
     if any(not m["content"].strip() for m in messages):
@@ -98,14 +111,26 @@ def _finish(messages: list[dict[str, str]], images: list[str]) -> dict[str, Any]
     out: dict[str, Any] = {"messages": messages}
     if images:
         out["images"] = images
+    if videos:
+        out["videos"] = list(videos)
     return out
 
 
-def _ocr_row(image: str, text: Any, prompt: str) -> dict[str, Any]:
+def _ocr_row(image: str, rec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """One image, its question (a column, or the fixed --prompt) and its answer."""
+    text = rec.get(args.text_column)
     if text is None or not str(text).strip():
-        raise Skip("empty text")
-    return {"messages": [{"role": "user", "content": f"<image>{prompt}"},
+        raise Skip("empty answer")
+    question = rec.get(args.question_column) if args.question_column else args.prompt
+    if question is None or not str(question).strip():
+        raise Skip("empty question")
+    question = str(question)
+    return {"messages": [{"role": "user", "content": question if "<image>" in question else f"<image>{question}"},
                          {"role": "assistant", "content": str(text)}], "images": [image]}
+
+
+def _table_fields(args: argparse.Namespace) -> set[str]:
+    return {args.image_column, args.text_column} | ({args.question_column} if args.question_column else set())
 
 
 # ------------------------------------------------------------------------------ readers
@@ -132,25 +157,48 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
                     yield n, Skip(f"invalid JSON: {e}")
 
 
-def _internvl_sources(path: Path, image_root: Path | None) -> Iterator[tuple[Path, Path]]:
-    """(annotation file, image root) pairs of a meta JSON, or the file itself if it is annotation JSONL."""
+def _internvl_sources(path: Path, image_root: Path | None, meta_relative: bool
+                      ) -> Iterator[tuple[Path, Path, dict[str, Any]]]:
+    """(annotation file, image root, meta entry) of a meta JSON, or the file itself if it is annotation
+    JSONL. InternVL resolves a meta entry's relative `root` and `annotation` against the directory it is
+    launched from; --meta-relative takes the meta file's folder instead."""
     if path.suffix == ".json":
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as e:
             raise UsageError(f"{path}: invalid JSON: {e}") from None
         if isinstance(meta, dict) and all(isinstance(v, dict) and "annotation" in v for v in meta.values()):
+            base = path.parent.resolve() if meta_relative else Path.cwd()
             for name, entry in meta.items():
-                ann = Path(entry["annotation"])
-                ann = ann if ann.is_absolute() else path.parent / ann
-                root = Path(entry.get("root", "")) if entry.get("root") else (image_root or ann.parent)
-                root = root if root.is_absolute() else path.parent / root
-                yield ann, root
+                ann = Path(entry["annotation"]).expanduser()
+                ann = ann if ann.is_absolute() else base / ann
+                root = Path(entry["root"]).expanduser() if entry.get("root") else (image_root or ann.parent)
+                root = root if root.is_absolute() else base / root
+                yield ann, root.resolve(), entry
             return
-    yield path, image_root or path.parent
+    yield path, (image_root or path.parent).resolve(), {}
 
 
-def _hf_rows(path: Path, args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
+def _repeats(entry: dict[str, Any], where: str, notes: list[str]) -> int:
+    """InternVL's per-dataset repeat_time: whole repeats are written out; a fraction is reported (swift
+    samples with `PATH#N`). max_dynamic_patch has no per-dataset form in swift: reported."""
+    repeat = entry.get("repeat_time", 1)
+    try:
+        repeat = float(repeat)
+    except (TypeError, ValueError):
+        notes.append(f"{where}: repeat_time {repeat!r} is not a number: rows written once")
+        return 1
+    whole = max(1, int(repeat))
+    if repeat != whole:
+        notes.append(f"{where}: repeat_time {repeat:g} written as {whole}x; for the fraction sample with swift's "
+                     f"dataset syntax (OUTPUT#N rows)")
+    if "max_dynamic_patch" in entry:
+        notes.append(f"{where}: max_dynamic_patch {entry['max_dynamic_patch']} not carried: swift's tile limit is "
+                     f"one for the run (recipe internvl.max_num)")
+    return whole
+
+
+def _hf_rows(path: Path, args: argparse.Namespace) -> Iterator[tuple[int, Any, dict[str, Any]]]:
     """Rows of parquet files (streamed in batches) or a save_to_disk dataset directory."""
     images_dir = args.images_dir or args.output.with_name(args.output.stem + "_images")
     parquet = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
@@ -161,7 +209,7 @@ def _hf_rows(path: Path, args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=256):
                 for rec in batch.to_pylist():
                     n += 1
-                    yield n, _hf_row(rec, args, images_dir)
+                    yield n, _hf_row(rec, args, images_dir), rec
         return
     if not (path / "dataset_info.json").is_file() and not list(path.glob("*.arrow")):
         raise UsageError(f"{path}: no parquet files and not a save_to_disk dataset directory")
@@ -170,20 +218,19 @@ def _hf_rows(path: Path, args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
     if hasattr(ds, "keys"):               # a DatasetDict: take its first split
         ds = ds[next(iter(ds.keys()))]
     for n, rec in enumerate(ds.with_format("python") if hasattr(ds, "with_format") else ds, 1):
-        yield n, _hf_row(rec, args, images_dir)
+        yield n, _hf_row(rec, args, images_dir), rec
 
 
 def _hf_row(rec: dict[str, Any], args: argparse.Namespace, images_dir: Path) -> Any:
-    try:
-        image = rec[args.image_column]
-        text = rec[args.text_column]
-    except KeyError as e:
-        return Skip(f"no column {e.args[0]!r} (columns: {', '.join(rec)})")
+    missing = _table_fields(args) - set(rec)
+    if missing:
+        return Skip(f"no column {sorted(missing)[0]!r} (columns: {', '.join(rec)})")
+    image = rec[args.image_column]
     data = None
     if isinstance(image, dict):
         data = image.get("bytes")
         if data is None and image.get("path"):
-            return _ocr_row(str(Path(image["path"]).resolve()), text, args.prompt)
+            return _ocr_row(str(Path(image["path"]).resolve()), rec, args)
     elif isinstance(image, (bytes, bytearray)):
         data = bytes(image)
     elif hasattr(image, "save"):           # a decoded PIL image (load_from_disk with Image feature)
@@ -205,38 +252,52 @@ def _hf_row(rec: dict[str, Any], args: argparse.Namespace, images_dir: Path) -> 
         read_header(str(target))
     except (ImageError, OSError) as e:
         return Skip(f"embedded image unreadable: {e}")
-    return _ocr_row(str(target.resolve()), text, args.prompt)
+    return _guard(_ocr_row, str(target.resolve()), rec, args)
 
 
-def _records(args: argparse.Namespace, paths: Paths) -> Iterator[tuple[str, int, Any]]:
+def _records(args: argparse.Namespace, paths: Paths, notes: list[str]
+             ) -> Iterator[tuple[str, int, Any, set[str]]]:
+    """(where, line, converted row or Skip, the input fields that did not reach the output)."""
     src: Path = args.input
-    if args.fmt in ("llava", "sharegpt"):
+    if args.fmt in ("llava", "sharegpt", "alpaca"):
+        fn, fields = (from_alpaca, ALPACA_FIELDS) if args.fmt == "alpaca" else (from_conversations, CONVERSATION_FIELDS)
         for n, rec in _json_records(src):
-            yield str(src), n, rec if isinstance(rec, Skip) else _guard(from_conversations, rec, paths)
+            yield str(src), n, rec if isinstance(rec, Skip) else _guard(fn, rec, paths), _dropped(rec, fields)
     elif args.fmt == "internvl":
-        for ann, root in _internvl_sources(src, args.image_root):
+        for ann, root, entry in _internvl_sources(src, args.image_root, args.meta_relative):
             if not ann.is_file():
-                yield str(src), 0, Skip(f"annotation file {ann} not found")
+                hint = "" if args.meta_relative or not entry else (
+                    f"; InternVL resolves it against the current directory {Path.cwd()}: run from there, or "
+                    f"--meta-relative for the meta file's folder")
+                yield str(src), 0, Skip(f"annotation file {ann} not found{hint}"), set()
                 continue
+            repeat = _repeats(entry, f"{src}: {ann.name}", notes)
             for n, rec in _json_records(ann):
-                yield str(ann), n, rec if isinstance(rec, Skip) else _guard(from_conversations, rec, paths, root)
-    elif args.fmt == "alpaca":
-        for n, rec in _json_records(src):
-            yield str(src), n, rec if isinstance(rec, Skip) else _guard(from_alpaca, rec, paths)
+                row = rec if isinstance(rec, Skip) else _guard(from_conversations, rec, paths, root)
+                for _ in range(repeat if not isinstance(row, Skip) else 1):
+                    yield str(ann), n, row, _dropped(rec, CONVERSATION_FIELDS)
     elif args.fmt in ("csv", "tsv"):
         with open(src, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter="," if args.fmt == "csv" else "\t")
-            missing = {args.image_column, args.text_column} - set(reader.fieldnames or [])
+            missing = _table_fields(args) - set(reader.fieldnames or [])
             if missing:
                 raise UsageError(f"{src}: no column(s) {', '.join(sorted(missing))}; columns: "
-                                 f"{', '.join(reader.fieldnames or [])} (use --image-column/--text-column)")
+                                 f"{', '.join(reader.fieldnames or [])} (use --image-column/--question-column/"
+                                 f"--text-column)")
             for row in reader:
                 n = reader.line_num
-                yield str(src), n, _guard(lambda r: _ocr_row(paths(r[args.image_column]), r[args.text_column],
-                                                             args.prompt), row)
+                yield str(src), n, _guard(lambda r: _ocr_row(paths(r[args.image_column]), r, args), row), \
+                    _dropped(row, _table_fields(args))
     else:
-        for n, rec in _hf_rows(src, args):
-            yield str(src), n, rec
+        for n, rec, raw in _hf_rows(src, args):
+            yield str(src), n, rec, _dropped(raw, _table_fields(args))
+
+
+def _dropped(rec: Any, carried: set[str]) -> set[str]:
+    """Fields of an input row the output does not carry (non-empty ones only)."""
+    if not isinstance(rec, dict):
+        return set()
+    return {k for k, v in rec.items() if k not in carried and v not in (None, "", [], {})}
 
 
 def _guard(fn, *a) -> Any:
@@ -252,6 +313,10 @@ def run(args: argparse.Namespace) -> int:
     src: Path = args.input
     if not src.exists():
         raise UsageError(f"{src}: no such file or directory")
+    if args.fmt in ("csv", "tsv", "hf") and not args.question_column and args.prompt is None:
+        raise UsageError(f"--from {args.fmt}: name the question, per row (--question-column COL) or one for every "
+                         f"row (--prompt TEXT, e.g. the LaTeX-OCR guide's \"Using LaTeX to perform OCR on the "
+                         f"image.\")")
     out: Path = args.output
     if out.resolve() == src.resolve():
         raise UsageError("the output would overwrite the input; choose another -o")
@@ -259,29 +324,46 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     converted, skipped, examples = 0, Counter(), {}
+    dropped, dropped_at = Counter(), {}
+    notes: list[str] = []
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for where, n, rec in _records(args, paths):
+            for where, n, rec, lost in _records(args, paths, notes):
                 if isinstance(rec, Skip):
                     reason = str(rec)
                     key = reason.split(" (")[0].split("'")[0]
                     skipped[key] += 1
                     examples.setdefault(key, f"{where}:{n}: {reason}")
                     continue
+                for field in lost:
+                    dropped[field] += 1
+                    dropped_at.setdefault(field, f"{where}:{n}")
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 converted += 1
             f.flush()
             os.fsync(f.fileno())
+        if converted == 0:
+            raise _Nothing
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except _Nothing:
+        Path(tmp).unlink(missing_ok=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     total_skipped = sum(skipped.values())
-    print(f"converted {converted} row(s) to {out}; skipped {total_skipped}")
+    print(f"converted {converted} row(s){f' to {out}' if converted else ''}; skipped {total_skipped}")
     for key, count in skipped.most_common():
         print(f"  skipped {count:6}  e.g. {examples[key]}")
+    for field, count in dropped.most_common():
+        print(f"  dropped field {field!r} from {count} row(s) (not part of swift's format), e.g. {dropped_at[field]}")
+    for note in notes:
+        print(f"  note: {note}")
     if converted == 0:
-        print("error: nothing converted", file=sys.stderr)
+        print(f"error: nothing converted; {out} not written", file=sys.stderr)
         return 1
     return 0
+
+
+class _Nothing(Exception):
+    """No row converted: the output is not written."""

@@ -32,8 +32,8 @@ def converted(out: Path) -> list[dict]:
     return rows
 
 
-def convert_cli(*args: str):
-    out = run_cli("-m", "data_tools", "convert", *args)
+def convert_cli(*args: str, cwd: Path | None = None):
+    out = run_cli("-m", "data_tools", "convert", *args, **({"cwd": cwd} if cwd else {}))
     assert "Traceback" not in out.stderr, out.stderr
     return out
 
@@ -83,9 +83,17 @@ def test_internvl_meta_with_root(tmp_path, imgs):
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"shapes": {"root": "images", "annotation": "ann/a.jsonl", "repeat_time": 1}}))
     out = tmp_path / "o.jsonl"
-    assert convert_cli("--from", "internvl", str(meta), "-o", str(out)).returncode == 0
+    # InternVL's convention: relative root and annotation are under the directory it is launched from
+    assert convert_cli("--from", "internvl", str(meta), "-o", str(out), cwd=tmp_path).returncode == 0
     (row,) = converted(out)
     assert row["images"] == [str(imgs / "1.png")]
+    # from elsewhere: not found, with the fix; no output written
+    elsewhere = convert_cli("--from", "internvl", str(meta), "-o", str(tmp_path / "x.jsonl"))
+    assert elsewhere.returncode == 1 and "--meta-relative" in elsewhere.stdout
+    assert not (tmp_path / "x.jsonl").exists()
+    out3 = tmp_path / "o3.jsonl"
+    assert convert_cli("--from", "internvl", str(meta), "-o", str(out3), "--meta-relative").returncode == 0
+    assert converted(out3) == [row]
     # the annotation JSONL alone, with its image root given
     out2 = tmp_path / "o2.jsonl"
     assert convert_cli("--from", "internvl", str(ann), "-o", str(out2), "--image-root", str(imgs)).returncode == 0
@@ -117,7 +125,7 @@ def test_csv_tsv_latex_ocr(tmp_path, imgs, fmt, sep):
     rows = converted(out)
     assert rows[1]["messages"] == [{"role": "user", "content": "<image>OCR this."},
                                    {"role": "assistant", "content": "\\frac{a}{b}"}]
-    bad = convert_cli("--from", fmt, str(src), "-o", str(out), "--text-column", "latex")
+    bad = convert_cli("--from", fmt, str(src), "-o", str(out), "--text-column", "latex", "--prompt", "x")
     assert bad.returncode == 2 and "no column(s) latex" in bad.stderr
 
 
@@ -137,7 +145,7 @@ def test_hf_parquet_images_written_by_content_hash(tmp_path):
                       "text": ["a+b", "c", "d"]})
     pq.write_table(table, d / "train-00000.parquet")
     out = tmp_path / "o.jsonl"
-    res = convert_cli("--from", "hf", str(tmp_path / "LaTeX_OCR"), "-o", str(out))
+    res = convert_cli("--from", "hf", str(tmp_path / "LaTeX_OCR"), "-o", str(out), "--prompt", "OCR:")
     assert res.returncode == 0, res.stdout + res.stderr
     rows = converted(out)
     assert len(rows) == 3 and rows[0]["images"] == rows[1]["images"] != rows[2]["images"]  # same bytes, one file
@@ -153,7 +161,7 @@ def test_hf_save_to_disk_directory(tmp_path):
                                                                 "text": datasets.Value("string")}))
     ds.save_to_disk(str(tmp_path / "ds"))
     out = tmp_path / "o.jsonl"
-    res = convert_cli("--from", "hf", str(tmp_path / "ds"), "-o", str(out))
+    res = convert_cli("--from", "hf", str(tmp_path / "ds"), "-o", str(out), "--prompt", "OCR:")
     assert res.returncode == 0, res.stdout + res.stderr
     assert converted(out)[0]["messages"][1]["content"] == "x"
 
@@ -175,7 +183,8 @@ def test_interrupted_conversion_leaves_no_partial_output(tmp_path, imgs, monkeyp
 
     monkeypatch.setattr(convert, "from_conversations", flaky)
     args = argparse.Namespace(input=src, fmt="llava", output=out, image_root=None, relative_to=None,
-                              image_column="image", text_column="text", prompt="", images_dir=None)
+                              image_column="image", text_column="text", prompt="", images_dir=None,
+                              question_column=None, meta_relative=False)
     with pytest.raises(KeyboardInterrupt):
         convert.run(args)
     assert calls["n"] == 20
@@ -187,3 +196,58 @@ def test_output_never_overwrites_input(tmp_path):
     src.write_text("{}\n")
     res = convert_cli("--from", "llava", str(src), "-o", str(src))
     assert res.returncode == 2 and src.read_text() == "{}\n"
+
+
+def test_convert_keeps_everything_or_says_what_it_dropped(tmp_path, imgs):
+    src = tmp_path / "s.jsonl"
+    rows = [{"id": 1, "system": "Be brief.", "image": "images/0.png", "source": "web",
+             "conversations": [{"from": "human", "value": "<image>colour?"}, {"from": "gpt", "value": "red"}]},
+            {"id": 2, "video": "images/1.png",
+             "conversations": [{"from": "human", "value": "<video>what?"}, {"from": "gpt", "value": "a clip"}]}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "sharegpt", str(src), "-o", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    first, second = [json.loads(x) for x in out.read_text().splitlines()]
+    assert first["messages"][0] == {"role": "system", "content": "Be brief."}            # ShareGPT's system
+    assert second["videos"] == [str(imgs / "1.png")] and "<video>" in second["messages"][0]["content"]
+    assert f"dropped field 'id' from 2 row(s) (not part of swift's format), e.g. {src}:1" in res.stdout
+    assert "dropped field 'source' from 1 row(s)" in res.stdout
+
+    alpaca = tmp_path / "a.jsonl"
+    alpaca.write_text(json.dumps({"instruction": "and now?", "input": "", "output": "c",
+                                  "history": [["a?", "b"]]}) + "\n")
+    assert convert_cli("--from", "alpaca", str(alpaca), "-o", str(out)).returncode == 0
+    assert [m["content"] for m in converted(out)[0]["messages"]] == ["a?", "b", "and now?", "c"]
+
+
+def test_table_columns_question_and_prompt(tmp_path, imgs):
+    src = tmp_path / "d.csv"
+    src.write_text("file,question,latex,note\nimages/0.png,What is it?,x^{2},n1\nimages/1.png,Read it.,y,\n")
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "csv", str(src), "-o", str(out), "--image-column", "file", "--question-column",
+                      "question", "--answer-column", "latex")
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = converted(out)
+    assert [r["messages"][0]["content"] for r in rows] == ["<image>What is it?", "<image>Read it."]
+    assert "dropped field 'note' from 1 row(s)" in res.stdout
+    unnamed = convert_cli("--from", "csv", str(src), "-o", str(out), "--image-column", "file")
+    assert unnamed.returncode == 2 and "--question-column COL" in unnamed.stderr
+
+
+def test_internvl_repeat_time_and_relative_image_root(tmp_path, imgs):
+    ann = tmp_path / "a.jsonl"
+    ann.write_text(json.dumps({"image": "0.png", "conversations": [
+        {"from": "human", "value": "<image>?"}, {"from": "gpt", "value": "red"}]}) + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"x": {"root": str(imgs), "annotation": str(ann), "repeat_time": 2.5,
+                                      "max_dynamic_patch": 6}}))
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "internvl", str(meta), "-o", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(out.read_text().splitlines()) == 2
+    assert "repeat_time 2.5 written as 2x" in res.stdout and "max_dynamic_patch 6 not carried" in res.stdout
+    # a relative --image-root still writes absolute paths
+    out2 = tmp_path / "o2.jsonl"
+    res = convert_cli("--from", "internvl", str(ann), "-o", str(out2), "--image-root", "images", cwd=tmp_path)
+    assert res.returncode == 0 and json.loads(out2.read_text())["images"] == [str(imgs / "0.png")]

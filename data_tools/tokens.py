@@ -20,7 +20,7 @@ from .tiling import num_tiles, tokens_per_tile
 
 CHATML = dict(system_prefix="<|im_start|>system\n{{SYSTEM}}<|im_end|>\n",
               prompt="<|im_start|>user\n{{QUERY}}<|im_end|>\n<|im_start|>assistant\n",
-              chat_sep="<|im_end|>\n", suffix="<|im_end|>\n")
+              chat_sep="<|im_end|>\n", suffix="<|im_end|>\n", stop="<|im_end|>")
 INTERNVL2_5_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位"
                       "联合开发的多模态大语言模型。")
 # template -> (ChatML pieces, default system); facts of ms-swift 4.6, checked by tests/test_token_exactness.py
@@ -150,6 +150,9 @@ class Counter:
         if system is None:
             system = self.default_system
         contents = [m["content"] for m in messages]
+        # per-answer `loss: false` (swift's message-level mask) makes the answer context, not target: it is
+        # then tokenized together with the prompt around it
+        losses = [0 if m.get("loss") is not None and not m["loss"] else 1 for m in messages]
         # swift prepends missing <image> tags to the first message (tags counted across all, system too)
         missing = n_images - sum(c.count("<image>") for c in contents) - (system.count("<image>") if system else 0)
         if missing > 0 and contents:
@@ -160,9 +163,13 @@ class Counter:
             stream.append((p["system_prefix"].replace("{{SYSTEM}}", system), 0))
         rounds = len(contents) // 2
         for i in range(rounds):
+            answer = contents[2 * i + 1]
             stream.append((p["prompt"].replace("{{QUERY}}", contents[2 * i]), 0))
-            stream.append((contents[2 * i + 1], 1))
-            stream.append((p["chat_sep"], 0) if i < rounds - 1 else (p["suffix"], 1))
+            stream.append((answer, losses[2 * i + 1]))
+            if i < rounds - 1:
+                stream.append((p["chat_sep"], 0))
+            elif not answer.endswith(p["stop"]):       # an answer already ending in the stop word gets no suffix
+                stream.append((p["suffix"], 1))
         items: list[tuple[str, int] | None] = []     # None = an image slot (its tokens are not text)
         slots = 0
         for text, loss in stream:

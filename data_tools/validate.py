@@ -40,6 +40,7 @@ CODES = {
     "image-missing": "image file not found",
     "image-bad": "image file unreadable",
     "too-long": "sample longer than max_length",
+    "tools": "a row with tools, which swift's InternVL templates cannot encode without an agent template",
     "file": "input file cannot be read",
     # warnings
     "missing-tags": "fewer tags than media (swift prepends them)",
@@ -51,7 +52,7 @@ CODES = {
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
-          "too-long", "file"}
+          "too-long", "tools", "file"}
 _PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
 MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
@@ -199,6 +200,10 @@ class Validator:
                     emit("schema", f"{msg}; fix: each row is {{\"messages\": [{{\"role\", \"content\"}}...], "
                                    f"\"images\": [paths]}}{hint}")
                 return None
+        if row.get("tools"):
+            emit("tools", "the row has tools, and swift's InternVL templates have no agent template: swift fails "
+                          "on it (\"Failed to automatically match an agent_template\"); fix: drop `tools`, or "
+                          "train with a recipe that sets agent_template (then the token count is not checked)")
         msgs = row["messages"]
         roles = [m["role"] for m in msgs]
         first = 1 if roles[0] == "system" else 0

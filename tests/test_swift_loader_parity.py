@@ -143,6 +143,15 @@ def build_corpus(c: Corpus) -> None:
                                          {"role": "user", "content": " there"},
                                          {"role": "assistant", "content": "ok"}], "images": [p]})
         c.add("img-tag", {"messages": _msgs(f"<img>{p}</img>read it")})
+        c.add("loss-false", {"messages": [{"role": "user", "content": "<image>q"},
+                                          {"role": "assistant", "content": f"not this {i}", "loss": False},
+                                          {"role": "user", "content": "again"},
+                                          {"role": "assistant", "content": "this", "loss": True}], "images": [p]})
+        c.add("loss-false-last", {"messages": [{"role": "user", "content": "q"},
+                                               {"role": "assistant", "content": f"x {i}", "loss": False}]})
+        c.add("ends-with-im-end", {"messages": _msgs("<image>q", answer=f"done {i}<|im_end|>"), "images": [p]})
+        c.add("tools", {"messages": _msgs("what's the weather?"), "tools": [{"type": "function", "function": {
+            "name": "weather", "description": "get it", "parameters": {"type": "object", "properties": {}}}}]})
         # swift drops these
         c.add("content-null", {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}]})
         c.add("unknown-role", {"messages": [{"role": "narrator", "content": "hi"},
@@ -260,9 +269,10 @@ def test_validate_agrees_with_swift_loader(corpus, corpus_env):
         # is refused here: with ROOT_IMAGE_DIR set swift joins first, and "ROOT/~/x" has no ~ to expand.)
         assert {"path-alone", "dict-alone", "spaces", "cwd-relative", "root-image-dir", "base64", "data-uri",
                 "bom", "json-array", "system-empty", "empty-user", "images-null", "format-GIF", "sharegpt", "alpaca",
-                "query-history", "openai-content", "two-users", "img-tag"} <= accepted, template
+                "query-history", "openai-content", "two-users", "img-tag", "loss-false",
+                "ends-with-im-end"} <= accepted, template
         assert {"missing-file", "http-relative", "data-uri-garbage", "base64-not-image", "dataset-relative",
-                "not-an-image", "tilde", "content-null", "unknown-role"} <= refused, template
+                "not-an-image", "tilde", "content-null", "unknown-role", "tools"} <= refused, template
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:40])
 
 

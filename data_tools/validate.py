@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import images as img
-from .schema import explain, fast_check
+from .schema import ROLES, explain, fast_check
 from .swift_rows import RowError, normalize, template_forms
 from .tokens import Counter
 
@@ -108,6 +108,23 @@ class Sample:
     image_paths: list[str]          # what swift opens: a path, or "<base64>" for inline data
 
 
+_ROLES = frozenset(ROLES)
+_PLAIN_KEYS = frozenset({"messages", "images"})
+
+
+def _plain(row: dict) -> bool:
+    """The common row shape (messages of role/content strings, images a list of paths), checked in
+    Python: 3x faster than the compiled schema, which still judges every other row."""
+    msgs = row.get("messages")
+    if type(msgs) is not list or not msgs or not _PLAIN_KEYS.issuperset(row):
+        return False
+    for m in msgs:
+        if type(m) is not dict or len(m) != 2 or m.get("role") not in _ROLES or type(m.get("content")) is not str:
+            return False
+    images = row.get("images")
+    return images is None or type(images) is list and all(type(i) is str and i for i in images)
+
+
 def _short(ref: str) -> str:
     return repr(ref if len(ref) <= 80 else ref[:60] + f"... ({len(ref)} chars)")
 
@@ -183,7 +200,8 @@ class Validator:
             emit("json", f"expected a JSON object per line, got {type(row).__name__}")
             return None
         try:
-            self._check(row)
+            if not _plain(row):
+                self._check(row)
             row = template_forms(row)
         except Exception:  # noqa: BLE001 - fastjsonschema raises JsonSchemaValueException
             fmt = "unknown"
@@ -224,7 +242,7 @@ class Validator:
         text = "\n".join(m["content"] for m in msgs)
         medias = {"image": _as_list(row.get("images")), "video": _as_list(row.get("videos"))}
         for kind, files in medias.items():
-            tags = len(re.findall(f"<{kind}>", text))
+            tags = text.count(f"<{kind}>")
             if tags > len(files):
                 emit("extra-tags", f"{tags} <{kind}> tags but {len(files)} {kind}s; swift keeps the extra "
                                    f"tags as literal text; fix: remove {tags - len(files)} tag(s) or add the {kind}s")

@@ -131,12 +131,12 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
                 if _report(follower, verbose, print_fn, on_poll, watch):
                     nan_stop = True
                     print_fn(f"[stop]  the loss was NaN/inf for {watch.run} logged steps in a row: stopping swift")
-                    _stop(proc)
+                    stop_group(proc)
                     break
         except KeyboardInterrupt:
             interrupted = True
             print_fn("[stop]  interrupted: stopping swift ...")
-            _stop(proc)
+            stop_group(proc)
         finally:
             signal.signal(signal.SIGTERM, previous)
             pump.join(timeout=5)
@@ -184,9 +184,9 @@ def _report(follower: LogFollower, verbose: bool, print_fn: Callable[[str], None
     return stop
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGINT to swift's group, then SIGTERM, then SIGKILL, each after a grace period."""
-    for sig, wait in ((signal.SIGINT, GRACE_S), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
+    """SIGINT to swift's process group, then SIGTERM, then SIGKILL, each after a grace period."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

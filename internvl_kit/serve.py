@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from .checkpoint import CheckpointInfo
+from .launch import stop_group
 from .swift_cmd import PLUGIN_PATH, SwiftCommand
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -92,7 +93,7 @@ def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media
                 time.sleep(0.5)
                 models = _ready(base_url)
             if models is None:
-                _stop(proc)
+                stop_group(proc, grace=15.0)
                 tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
                 print(f"error: swift deploy did not come up (exit {proc.returncode}); last lines of {log_path}:\n  "
                       + "\n  ".join(tail), file=sys.stderr)
@@ -102,21 +103,10 @@ def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media
             return proc.wait()
         except KeyboardInterrupt:
             print("[serve] stopping ...", flush=True)
-            _stop(proc)
+            stop_group(proc, grace=15.0)
             print("[serve] stopped", flush=True)
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue

@@ -2,7 +2,7 @@
 
 swift trains on more than the canonical `{"messages": [...], "images": [...]}`: its loader converts
 ShareGPT (`conversations`, `from`/`value`), alpaca (`instruction`/`input`/`output`) and
-query/response/history rows itself, and its template merges consecutive user turns, flattens OpenAI-style
+query/response/history rows itself, and its template joins consecutive turns of one role, flattens OpenAI-style
 content lists and turns `<img>path</img>` into images. `normalize` applies the same rules, so validate
 checks and counts what swift will train on; `RowError` is a row swift drops or fails on.
 """
@@ -139,11 +139,18 @@ def _flatten_contents(row: dict) -> None:
             row[key] = found
 
 
-def _merge_users(messages: list[dict]) -> list[dict]:
-    """swift's template joins consecutive user turns (no separator)."""
+def _mergeable(a: dict, b: dict) -> bool:
+    """Consecutive turns swift's template joins: two user turns, or two answers with the same loss flag
+    (swift keeps an answer pair as pieces; with one loss they are tokenized as one text)."""
+    if a["role"] != b["role"] or a["role"] not in ("user", "assistant"):
+        return False
+    return a["role"] == "user" or a.get("loss") == b.get("loss")
+
+
+def _merge_turns(messages: list[dict]) -> list[dict]:
     out: list[dict] = []
     for m in messages:
-        if out and m.get("role") == "user" and out[-1].get("role") == "user":
+        if out and _mergeable(out[-1], m):
             out[-1] = {**out[-1], "content": out[-1]["content"] + m["content"]}
         else:
             out.append(m)
@@ -183,14 +190,14 @@ def normalize(row: dict) -> tuple[dict, str]:
 
 
 def template_forms(row: dict) -> dict:
-    """What swift's template rewrites in a row already in messages form: consecutive user turns joined,
+    """What swift's template rewrites in a row already in messages form: consecutive turns joined,
     `<img>path</img>` made images. The row itself when neither applies (the common case, kept cheap)."""
     msgs = row["messages"]
-    merge = any(a["role"] == "user" == b["role"] for a, b in zip(msgs, msgs[1:]))
+    merge = any(_mergeable(a, b) for a, b in zip(msgs, msgs[1:]))
     tags = not row.get("images") and any("<img>" in m["content"] for m in msgs)
     if not (merge or tags):
         return row
-    row = {**row, "messages": _merge_users(msgs) if merge else [dict(m) for m in msgs]}
+    row = {**row, "messages": _merge_turns(msgs) if merge else [dict(m) for m in msgs]}
     if tags:
         _img_tags(row)
     return row

@@ -142,6 +142,9 @@ def build_corpus(c: Corpus) -> None:
         c.add("two-users", {"messages": [{"role": "user", "content": "<image>hi"},
                                          {"role": "user", "content": " there"},
                                          {"role": "assistant", "content": "ok"}], "images": [p]})
+        c.add("two-answers", {"messages": [{"role": "user", "content": "<image>hi"},
+                                           {"role": "assistant", "content": f"first {i}."},
+                                           {"role": "assistant", "content": " second"}], "images": [p]})
         c.add("img-tag", {"messages": _msgs(f"<img>{p}</img>read it")})
         c.add("loss-false", {"messages": [{"role": "user", "content": "<image>q"},
                                           {"role": "assistant", "content": f"not this {i}", "loss": False},
@@ -269,7 +272,7 @@ def test_validate_agrees_with_swift_loader(corpus, corpus_env):
         # is refused here: with ROOT_IMAGE_DIR set swift joins first, and "ROOT/~/x" has no ~ to expand.)
         assert {"path-alone", "dict-alone", "spaces", "cwd-relative", "root-image-dir", "base64", "data-uri",
                 "bom", "json-array", "system-empty", "empty-user", "images-null", "format-GIF", "sharegpt", "alpaca",
-                "query-history", "openai-content", "two-users", "img-tag", "loss-false",
+                "query-history", "openai-content", "two-users", "two-answers", "img-tag", "loss-false",
                 "ends-with-im-end"} <= accepted, template
         assert {"missing-file", "http-relative", "data-uri-garbage", "base64-not-image", "dataset-relative",
                 "not-an-image", "tilde", "content-null", "unknown-role", "tools"} <= refused, template

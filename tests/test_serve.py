@@ -37,9 +37,13 @@ def server(overfit_run):
             break
     assert any(x.startswith("[serve] ready") for x in lines), "".join(lines)[-3000:]
     yield {"proc": proc, "port": port, "lines": lines, "base_url": f"http://127.0.0.1:{port}/v1"}
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if proc.poll() is None:          # Ctrl-C, as a user would: infer.py stops swift deploy's whole group
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def test_readme_client_snippet_runs_against_the_server(overfit_run, server):

@@ -2,9 +2,10 @@
 
 swift trains on more than the canonical `{"messages": [...], "images": [...]}`: its loader converts
 ShareGPT (`conversations`, `from`/`value`), alpaca (`instruction`/`input`/`output`) and
-query/response/history rows itself, and its template joins consecutive turns of one role, flattens OpenAI-style
-content lists and turns `<img>path</img>` into images. `normalize` applies the same rules, so validate
-checks and counts what swift will train on; `RowError` is a row swift drops or fails on.
+query/response/history rows itself, and its template joins consecutive turns of one role, flattens
+OpenAI-style content lists (and Anthropic image blocks) and turns `<img>path</img>` into images.
+`normalize` applies the same rules, so validate checks and counts what swift will train on; `RowError`
+is a row swift drops or fails on.
 """
 from __future__ import annotations
 
@@ -127,6 +128,8 @@ def _flatten_contents(row: dict) -> None:
                 continue
             kind = kind[:-4] if kind.endswith("_url") else kind
             text += f"<{kind}>"
+            if kind == "image" and "source" in item:          # an Anthropic image block
+                value = _anthropic_image(item["source"])
             value = value["url"] if isinstance(value, dict) else value
             if value:
                 media.setdefault(f"{kind}s", []).append(value)
@@ -137,6 +140,17 @@ def _flatten_contents(row: dict) -> None:
                 raise RowError(f"{key} both in content lists and in the row's {key!r} field; swift refuses that "
                                f"mix; fix: keep one")
             row[key] = found
+
+
+def _anthropic_image(source: Any) -> str:
+    """An Anthropic image block's source as swift reads it: a data: URI or a URL."""
+    source = source if isinstance(source, dict) else {}
+    if source.get("type") == "base64" and source.get("media_type") and source.get("data"):
+        return f"data:{source['media_type']};base64,{source['data']}"
+    if source.get("type") == "url" and source.get("url"):
+        return source["url"]
+    raise RowError(f"an Anthropic image block swift cannot read: source {source!r}; fix: "
+                   f"{{\"type\": \"base64\", \"media_type\": \"image/png\", \"data\": ...}}")
 
 
 def _mergeable(a: dict, b: dict) -> bool:

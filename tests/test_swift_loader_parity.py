@@ -139,6 +139,10 @@ def build_corpus(c: Corpus) -> None:
         c.add("openai-image-url", {"messages": [{"role": "user", "content": [
             {"type": "text", "text": "look: "}, {"type": "image_url", "image_url": {"url": p}}]},
             {"role": "assistant", "content": "a box"}]})
+        c.add("anthropic-image", {"messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(_png(size)).decode()}},
+            {"type": "text", "text": "what is it?"}]}, {"role": "assistant", "content": "a box"}]})
         c.add("two-users", {"messages": [{"role": "user", "content": "<image>hi"},
                                          {"role": "user", "content": " there"},
                                          {"role": "assistant", "content": "ok"}], "images": [p]})
@@ -272,8 +276,8 @@ def test_validate_agrees_with_swift_loader(corpus, corpus_env):
         # is refused here: with ROOT_IMAGE_DIR set swift joins first, and "ROOT/~/x" has no ~ to expand.)
         assert {"path-alone", "dict-alone", "spaces", "cwd-relative", "root-image-dir", "base64", "data-uri",
                 "bom", "json-array", "system-empty", "empty-user", "images-null", "format-GIF", "sharegpt", "alpaca",
-                "query-history", "openai-content", "two-users", "two-answers", "img-tag", "loss-false",
-                "ends-with-im-end"} <= accepted, template
+                "query-history", "openai-content", "anthropic-image", "two-users", "two-answers", "img-tag",
+                "loss-false", "ends-with-im-end"} <= accepted, template
         assert {"missing-file", "http-relative", "data-uri-garbage", "base64-not-image", "dataset-relative",
                 "not-an-image", "tilde", "content-null", "unknown-role", "tools"} <= refused, template
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:40])

@@ -35,16 +35,16 @@ CODES = {
     "json": "line is not a JSON object",
     "schema": "row does not match the messages schema",
     "roles": "role order swift cannot train on",
-    "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "extra-tags": "more <image>/<video> tags than media files",
     "image-missing": "image file not found",
     "image-bad": "image file unreadable",
     "too-long": "sample longer than max_length",
     "tools": "a row with tools, which swift's InternVL templates cannot encode without an agent template",
+    "relative-path": "relative image path that only resolves against the dataset file",
     "file": "input file cannot be read",
     # warnings
+    "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "missing-tags": "fewer tags than media (swift prepends them)",
-    "relative-path": "relative image path that only resolves against the dataset file",
     "duplicate": "row identical to an earlier one",
     "blank": "blank line",
     "remote-media": "remote media not checked",
@@ -105,7 +105,6 @@ class Sample:
     """A row that passed the structural checks, with its images resolved and measured."""
     row: dict[str, Any]
     image_sizes: list[tuple[int, int]]
-    image_paths: list[str]          # what swift opens: a path, or "<base64>" for inline data
 
 
 _ROLES = frozenset(ROLES)
@@ -157,6 +156,9 @@ class Validator:
             path = os.path.abspath(os.path.expanduser(os.path.join(root, ref) if root else ref))
             if os.path.exists(path):
                 return path, False
+            local = os.path.join(dataset_dir, ref)      # not swift's to find: only for the message
+            if os.path.exists(local):
+                return local, True
         if ref.startswith("data:"):
             m = re.match(r"data:(.+?);base64,(.+)", ref, re.S)
             try:
@@ -166,9 +168,7 @@ class Validator:
         try:
             return base64.b64decode(ref), False
         except (binascii.Error, ValueError):
-            pass
-        local = dataset_dir / ref
-        return (str(local), True) if local.exists() else (None, False)
+            return None, False
 
     def header(self, src: str | bytes) -> img.ImageInfo | str:
         """ImageInfo, or the reason the image is unreadable (files cached: images are often shared)."""
@@ -249,7 +249,7 @@ class Validator:
             elif 0 < len(files) and tags < len(files):
                 emit("missing-tags", f"{len(files)} {kind}s but {tags} <{kind}> tags; swift prepends "
                                      f"{len(files) - tags} tag(s) to the first user message")
-        sizes, paths, ok = [], [], True
+        sizes, ok = [], True
         for kind, files in medias.items():
             for ref in files:
                 bare = ref.strip()
@@ -292,8 +292,7 @@ class Validator:
                         emit("image-bad", f"inline image {_short(ref)}: {info}")
                     continue
                 sizes.append((info.width, info.height))
-                paths.append(path if isinstance(path, str) else "<base64>")
-        return Sample(row, sizes, paths) if ok and not errors else None
+        return Sample(row, sizes) if ok and not errors else None
 
     # -- token length ---------------------------------------------------------------------
     def check_length(self, sample: Sample, emit: Callable[[str, str], None]) -> int | None:

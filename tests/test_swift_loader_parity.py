@@ -281,6 +281,13 @@ def test_validate_agrees_with_swift_loader(corpus, corpus_env):
         assert {"missing-file", "http-relative", "data-uri-garbage", "base64-not-image", "dataset-relative",
                 "not-an-image", "tilde", "content-null", "unknown-role", "tools"} <= refused, template
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:40])
+    # Without ROOT_IMAGE_DIR swift expands `~/x` (with it, it joins first): both sides agree again.
+    corpus_env.delenv("ROOT_IMAGE_DIR")
+    tpl, counter = set_template(corpus_env, "internvl3_5")
+    validator = Validator(Options(counter=counter))
+    for path in [p for n, p in corpus.cases if n == "tilde"]:
+        want = swift_tokens(tpl, loaded[str(path)])
+        assert want is not None and ours(validator, path)[0] == want, path
 
 
 def test_preflight_accepts_what_swift_accepts(corpus, corpus_env):

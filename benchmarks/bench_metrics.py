@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from internvl_kit.metrics import edit_distance  # noqa: E402
+from internvl_kit.infer.metrics import edit_distance  # noqa: E402
 
 
 def textbook(a: str, b: str) -> int:

@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--naive-n", type=int, default=5000)
     ap.add_argument("--encode-n", type=int, default=200)
     a = ap.parse_args()
-    from internvl_kit import builtin
+    from internvl_kit.models import builtin
     from data_tools.tokens import Counter, TilingConfig
 
     tiny = builtin.resolve("builtin:tiny-internvl-hf")

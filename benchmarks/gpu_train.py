@@ -55,9 +55,9 @@ def build_real(row, out: Path) -> Path:
     """A random model of the table's real dimensions, built in bf16 on the GPU, saved like a checkpoint."""
     import torch
 
-    from internvl_kit.remote_code.configuration_internvl_chat import InternVLChatConfig
-    from internvl_kit.remote_code.modeling_internvl_chat import LLM_CLASSES, InternVLChatModel
-    from internvl_kit.tiny_model import AUTO_MAP, REMOTE_CODE, REMOTE_FILES, build_tokenizer
+    from internvl_kit.models.remote_code.configuration_internvl_chat import InternVLChatConfig
+    from internvl_kit.models.remote_code.modeling_internvl_chat import LLM_CLASSES, InternVLChatModel
+    from internvl_kit.models.tiny_model import AUTO_MAP, REMOTE_CODE, REMOTE_FILES, build_tokenizer
 
     spec, tower = row.spec, row.spec.vision
     if spec.arch not in LLM_CLASSES:
@@ -179,7 +179,7 @@ def run_variant(recipe: str, name: str, base: list[str], work: Path, gpu: bool) 
 
 
 def estimate_gib(recipe: str, base: list[str], name: str) -> float | None:
-    from internvl_kit import family, memory
+    from internvl_kit.models import family, memory
     from internvl_kit.recipe import load_recipe
     data = load_recipe(ROOT / recipe, base).data
     over = variant_overrides(name, data)
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "recipes, pages otherwise)")
     ap.add_argument("--work", type=Path, help="where model, data and runs go (default: a temp dir, removed)")
     args = ap.parse_args(argv)
-    from internvl_kit import family
+    from internvl_kit.models import family
     from internvl_kit.recipe import RecipeError, load_recipe
     names = [v for v in args.variant.split(",") if v]
     unknown = [v for v in names if v not in VARIANTS]
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = build_real(row, work / "model")
             base.append(f"model={model_dir}")
         else:
-            from internvl_kit import builtin
+            from internvl_kit.models import builtin
             tiny = TINY_FOR[recipe.data["template"]]
             model_dir = builtin.resolve(tiny)
             base += [f"model={tiny}", "max_length=4096", *CPU_SETTINGS]

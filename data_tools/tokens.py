@@ -23,7 +23,7 @@ CHATML = dict(system_prefix="<|im_start|>system\n{{SYSTEM}}<|im_end|>\n",
               chat_sep="<|im_end|>\n", suffix="<|im_end|>\n", stop="<|im_end|>")
 INTERNVL2_5_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位"
                       "联合开发的多模态大语言模型。")
-# template -> (ChatML pieces, default system); facts of ms-swift 4.6, checked by tests/test_token_exactness.py
+# template -> (ChatML pieces, default system); facts of ms-swift 4.6, checked by tests/data/test_token_exactness.py
 TEMPLATES: dict[str, tuple[dict[str, str], str | None]] = {
     "internvl_hf": (CHATML, None),
     "internvl2_5": (CHATML, INTERNVL2_5_SYSTEM),

@@ -54,7 +54,7 @@ class Variant:
 
     @property
     def path(self) -> Path:
-        from internvl_kit import builtin
+        from internvl_kit.models import builtin
         return builtin.resolve(self.model)
 
     @property
@@ -93,7 +93,7 @@ def demo_model() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_data() -> dict[str, Path]:
-    from internvl_kit import builtin
+    from internvl_kit.models import builtin
     return {s: builtin.resolve(f"builtin:demo-shapes:{s}") for s in ("train", "val")}
 
 

@@ -3,7 +3,7 @@
 Every field of `swift.SftArguments` (the inherited transformers TrainingArguments included) becomes a
 property with swift's type, Literal choices, default and help; the toolkit's own keys and a few
 curated constraints (ranges, InternVL's model types and templates) are layered on top. The result is
-committed as internvl_kit/recipe/schema.json; tests/test_schema.py regenerates it and fails when it
+committed as internvl_kit/recipe/schema.json; tests/recipe/test_schema.py regenerates it and fails when it
 drifts from the installed swift.
 
     python -m internvl_kit.recipe.schema_gen          # rewrite schema.json from the installed swift

@@ -92,7 +92,7 @@ def _schema_problems(res: Resolved) -> list[Problem]:
 
 def _route_problems(res: Resolved, add) -> bool:
     """Fill model_type/template from the model's route; False (and problems) if the recipe contradicts it."""
-    from .. import routes
+    from ..models import routes
     d, model = res.data, res.data.get("model")
     found = routes.route(model) if isinstance(model, str) and model else None
     agrees = True
@@ -104,7 +104,7 @@ def _route_problems(res: Resolved, add) -> bool:
                 res.origins[(key,)] = (f"the model's route ({found.source})", None)
             else:
                 add(key, f"required for {model!r}, which is neither a known InternVL id (python -m "
-                         f"internvl_kit.family) nor a local checkpoint: set model_type and template "
+                         f"internvl_kit.models.family) nor a local checkpoint: set model_type and template "
                          f"(internvl_chat with internvl2_5 / internvl3_5 / internvl3_5_gpt for the original "
                          f"checkpoints, internvl with internvl_hf for -HF ones)")
         elif want and d[key] != want:

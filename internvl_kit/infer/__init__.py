@@ -1,0 +1,1 @@
+"""Inference: the infer CLI, prediction, metrics, serving and reading checkpoints."""

@@ -1,0 +1,112 @@
+"""Serve a checkpoint behind an OpenAI-compatible API through `swift deploy`, with the run's own settings.
+
+swift deploy restores neither max_length nor the InternVL tiling from a checkpoint (the same gap as
+swift infer), so the server is started with the run's template, max_length, tiling variables and,
+on the -HF route, the plugin that makes max_num apply. Local image paths in requests are allowed only
+on a loopback host unless --media-dir names where they may come from (swift's SWIFT_MEDIA_ALLOWED_DIRS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .checkpoint import CheckpointInfo
+from ..train.launch import stop_group
+from ..train.swift_cmd import PLUGIN_PATH, SwiftCommand
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+READY_TIMEOUT_S = 600
+
+
+def deploy_command(info: CheckpointInfo, adapter: str | None, host: str, port: int,
+                   media_dir: str | None = None) -> SwiftCommand:
+    args = ["--model", info.base_model, "--model_type", info.model_type, "--template", info.template,
+            "--host", host, "--port", str(port), "--served_model_name", served_name(info)]
+    if adapter:
+        args += ["--adapters", adapter]
+    if info.max_length:
+        args += ["--max_length", str(info.max_length)]
+    dtype = (info.recipe or {}).get("torch_dtype")
+    if dtype:
+        args += ["--torch_dtype", dtype]
+    if info.template == "internvl_hf" and "max_num" in info.knobs:
+        args += ["--external_plugins", str(PLUGIN_PATH)]
+    env = dict(info.env)
+    if media_dir is not None:
+        env["SWIFT_MEDIA_ALLOWED_DIRS"] = str(Path(media_dir).resolve())
+    elif host not in LOOPBACK:     # reachable by others: no local files at all (an empty allowed directory)
+        env["SWIFT_MEDIA_ALLOWED_DIRS"] = tempfile.mkdtemp(prefix="no-local-media-")
+    return SwiftCommand("deploy", args, env)
+
+
+def served_name(info: CheckpointInfo) -> str:
+    return (info.record or {}).get("recipe_name") or info.path.name
+
+
+def client_example(base_url: str, model: str) -> str:
+    return f'''from openai import OpenAI
+client = OpenAI(base_url="{base_url}", api_key="EMPTY")
+reply = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": [
+    {{"type": "image_url", "image_url": {{"url": "https://.../image.png"}}}},   # or data:image/png;base64,...
+    {{"type": "text", "text": "Describe the image."}}]}}], temperature=0)
+print(reply.choices[0].message.content)'''
+
+
+def _ready(base_url: str) -> list[str] | None:
+    """The served model ids once the server answers, else None."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as resp:
+            return [m["id"] for m in json.loads(resp.read())["data"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media_dir: str | None) -> int:
+    """Run swift deploy until Ctrl-C or SIGTERM (exit 130) or until it stops on its own (its exit code)."""
+    cmd = deploy_command(info, adapter, host, port, media_dir)
+    env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}   # swift would log in with it
+    log_path = Path(tempfile.mkstemp(prefix="swift-deploy-", suffix=".log")[1])
+    print(f"# command:\n{cmd.shell()}\n# swift's log: {log_path}", flush=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd.argv(), env={**env, **cmd.env, "PYTHONUNBUFFERED": "1"}, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        base_url = f"http://{shown_host}:{port}/v1"
+        start = time.perf_counter()
+        previous = signal.signal(signal.SIGTERM, _interrupt)      # a scheduler's stop: same clean shutdown
+        try:
+            print(f"[serve] starting swift deploy on {host}:{port} ...", flush=True)
+            models = None
+            while models is None and proc.poll() is None and time.perf_counter() - start < READY_TIMEOUT_S:
+                time.sleep(0.5)
+                models = _ready(base_url)
+            if models is None:
+                stop_group(proc, grace=15.0)
+                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+                print(f"error: swift deploy did not come up (exit {proc.returncode}); last lines of {log_path}:\n  "
+                      + "\n  ".join(tail), file=sys.stderr)
+                return 1
+            print(f"[serve] ready in {time.perf_counter() - start:.1f} s: {base_url} (models: {', '.join(models)})\n"
+                  f"[serve] Ctrl-C stops it. Client example:\n{client_example(base_url, models[-1])}", flush=True)
+            return proc.wait()
+        except KeyboardInterrupt:
+            print("[serve] stopping ...", flush=True)
+            stop_group(proc, grace=15.0)
+            print("[serve] stopped", flush=True)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+

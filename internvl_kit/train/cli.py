@@ -1,0 +1,374 @@
+"""`python train.py RECIPE [key=value ...]`: recipe -> preflight -> `swift sft`, with progress."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from ..models import builtin
+from . import launch, preflight, run_dir as runs
+from ..recipe import Recipe, RecipeError, load_recipe
+from .swift_cmd import KNOB_ENV, SwiftCommand, launch_env, sft_command
+from ..versions import stack_versions
+
+EPILOG = """examples:
+  python train.py recipes/tiny-demo.yaml                      # the offline demo (CPU, about a minute)
+  python train.py recipes/tiny-demo.yaml --dry-run            # print the resolved recipe and swift command
+  python train.py recipes/tiny-demo.yaml lora_rank=16 freeze_vit=false dataset=[a.jsonl,b.jsonl]
+  python train.py recipes/tiny-demo.yaml --lora_rank 16 --dry-run   # swift's own flag style works too
+  python train.py recipes/tiny-demo.yaml '~max_steps' --dry-run      # delete a key (a no-op if unset)
+  python train.py recipes/tiny-demo.yaml --resume             # continue the latest run from its checkpoint
+  python train.py --keys lora                                 # every recipe key matching 'lora', with its help
+  python train.py recipes/internvl3_5-8b-latex-ocr.yaml model=OpenGVLab/InternVL3_5-8B-HF --dry-run
+                                                              # the -HF route: the model picks model_type/template
+
+swift's launch variables set in the environment win over the recipe, as in swift (a note says so):
+NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT and the tiling MAX_NUM, INPUT_SIZE,
+VIDEO_MAX_NUM, VIDEO_SEGMENTS.
+
+exit status: swift's own; 1 for a bad recipe or preflight, 2 for bad usage, 130 after Ctrl-C, 3 when the
+run was stopped because the loss stayed NaN/inf (stop_on_nan).
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _rank(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {text}")
+    return value
+
+
+def _gib(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of GiB, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="train.py", description="Fine-tune InternVL with a recipe through swift sft.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", nargs="?", help="recipe YAML (see recipes/ or --list)")
+    ap.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="override recipe keys, typed by the recipe schema (dotted keys reach nested ones; "
+                         "~key deletes; --key value works too)")
+    ap.add_argument("--dry-run", action="store_true", help="print the recipe and command, start nothing")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue this recipe's latest run (or --run-dir) from its last checkpoint, with the "
+                         "run's own recorded recipe")
+    ap.add_argument("--run-dir", metavar="DIR", help="with --resume: the run directory to continue")
+    ap.add_argument("--skip-preflight", action="store_true",
+                    help="launch even if the preflight (recipe, files, data_tools validate) finds errors")
+    ap.add_argument("-v", "--verbose", action="store_true", help="stream swift's own output")
+    ap.add_argument("--keys", nargs="?", const="", metavar="PATTERN",
+                    help="list the recipe keys (all of swift sft's, and the toolkit's) matching PATTERN, with help")
+    scale = ap.add_argument_group("memory and scale")
+    scale.add_argument("--list", action="store_true", help="print the recipe catalogue (model, GPUs, memory)")
+    scale.add_argument("--markdown", action="store_true", help="with --list: as the README's markdown table")
+    scale.add_argument("--estimate", action="store_true", help="print the per-GPU memory estimate and stop")
+    scale.add_argument("--gpus", type=_positive_int, help="with --estimate: GPUs in total (default: the recipe's)")
+    scale.add_argument("--gpu-memory", type=_gib, default=None, metavar="GiB",
+                       help="with --estimate: memory per GPU (default 74.5, an 80 GB card)")
+    scale.add_argument("--node-rank", type=_rank, help="this node's rank, for recipes with nnodes > 1")
+    scale.add_argument("--master-addr", help="rank 0's address, for recipes with nnodes > 1")
+    scale.add_argument("--master-port", type=_port, help="rendezvous port (default: 29500, or a free one on one node)")
+    scale.add_argument("--model-parallel", action="store_true",
+                       help="allow several visible GPUs with nproc_per_node=1 (swift's naive model parallelism)")
+    return ap
+
+
+def _swift_style(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """`--lora_rank 16` (swift's habit) -> `lora_rank=16`; `--dataset a b` -> `dataset=[a,b]`."""
+    from ..recipe.schema import subschema
+    own = {opt for action in parser._actions for opt in action.option_strings}
+    out, notes, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        key = arg[2:].split("=", 1)[0].replace("-", "_") if arg.startswith("--") else ""
+        if not key or arg.split("=", 1)[0] in own or subschema((key,)) is None:
+            out.append(arg)
+            i += 1
+            continue
+        if "=" in arg:
+            values, i = [arg.split("=", 1)[1]], i + 1
+        else:
+            values, i = [], i + 1
+            while i < len(argv) and not argv[i].startswith("--") and "=" not in argv[i] and \
+                    not argv[i].startswith("~") and (not values or subschema((key,)).get("type") == "array"):
+                values.append(argv[i])
+                i += 1
+        if not values:
+            raise SystemExit(f"error: {arg} needs a value: write {key}=VALUE")
+        value = values[0] if len(values) == 1 and subschema((key,)).get("type") != "array" else \
+            "[" + ",".join(values) + "]"
+        out.append(f"{key}={value}")
+        notes.append(f"read {arg} {' '.join(values) if '=' not in arg else ''}".rstrip() + f" as {key}={value}")
+    return out, notes
+
+
+def _environment_wins(recipe: Recipe) -> list[str]:
+    """swift's launch and tiling variables set by the user win over the recipe, as swift does it."""
+    from ..recipe.validate import HF_REFUSED_KNOBS
+    notes, knobs = [], dict(recipe.knobs)
+    for knob, var in KNOB_ENV.items():
+        value = os.environ.get(var, "").strip()
+        if not value:
+            continue
+        if recipe.is_hf and knob in HF_REFUSED_KNOBS:
+            notes.append(f"{var}={value} in the environment is ignored on the -HF route")
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            raise SystemExit(f"error: {var}={value!r} in the environment is not an integer") from None
+        if knobs.get(knob) != number:
+            notes.append(f"{var}={number} from the environment wins over internvl.{knob}: {knobs.get(knob, 'unset')}")
+        knobs[knob] = number
+    if knobs:
+        recipe.data["internvl"] = knobs
+    for var, key in (("NPROC_PER_NODE", "nproc_per_node"), ("NNODES", "nnodes")):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                number = int(value)
+                assert number >= 1
+            except (ValueError, AssertionError):
+                raise SystemExit(f"error: {var}={value!r} in the environment is not a positive integer") from None
+            if int(recipe.data.get(key, 1)) != number:
+                notes.append(f"{var}={number} from the environment wins over {key}: {recipe.data.get(key, 1)}")
+            recipe.data[key] = number
+    return notes
+
+
+def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]:
+    """The run to continue, its last checkpoint, and the recipe exactly as the run recorded it."""
+    if args.run_dir:
+        run = Path(args.run_dir).resolve()
+    else:
+        located = load_recipe(args.recipe, args.overrides)
+        output_dir = builtin.resolve_recipe_refs(located.data, materialize=False)[0].get("output_dir", "output")
+        run = runs.find_resumable(output_dir, located.name)
+        if run is None:
+            raise SystemExit(f"error: --resume: no run of {located.name!r} with a checkpoint under {output_dir}; "
+                             f"start one without --resume")
+    record = runs.read_record(run)
+    if not record or "recipe" not in record:
+        raise SystemExit(f"error: --resume: {run} has no run.json with a recorded recipe (was it started by train.py?)")
+    ckpt = runs.last_checkpoint(run)
+    if ckpt is None:
+        raise SystemExit(f"error: --resume: {run} has no complete checkpoint (checkpoint-N/trainer_state.json)")
+    recipe = Recipe(path=Path(record["recipe_file"]), data=dict(record["recipe"]),
+                    overrides=list(record.get("overrides", [])), chain=[Path(p) for p in record.get("recipe_chain", [])])
+    if args.overrides:
+        fresh = load_recipe(args.recipe, list(record.get("overrides", [])) + args.overrides).data
+        differ = sorted(k for k in set(fresh) | set(recipe.data) if fresh.get(k) != recipe.data.get(k))
+        if differ:
+            shown = ", ".join(f"{k}: {recipe.data.get(k)!r} -> {fresh.get(k)!r}" for k in differ)
+            raise SystemExit(f"error: --resume continues {run} as it was recorded; these overrides change it: "
+                             f"{shown}. Drop them, or start a new run without --resume")
+    return recipe, run, ckpt, record
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:            # `train.py --list | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    argv, notes = _swift_style(argv, parser)
+    args = parser.parse_intermixed_args(argv)
+    if args.keys is not None:
+        return _print_keys(args.keys)
+    if args.list:
+        from ..recipe import catalogue
+        print(catalogue.markdown() if args.markdown else catalogue.text())
+        return 0
+    if not args.recipe:
+        parser.error("a recipe is required (or --list, --keys)")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    record = None
+    try:
+        if args.resume:
+            recipe, run_dir, resume_from, record = _resumed_recipe(args)
+        else:
+            recipe = load_recipe(args.recipe, args.overrides)
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for w in recipe.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.estimate:
+        return _estimate(recipe, args)
+    if not args.resume:
+        for note in _environment_wins(recipe):
+            print(f"note: {note}", file=sys.stderr)
+    error = _check_nodes(args, recipe)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    try:
+        data, pending = builtin.resolve_recipe_refs(recipe.data, materialize=not args.dry_run)
+    except ValueError as e:
+        print(f"error: {args.recipe}: {e}", file=sys.stderr)
+        return 1
+    findings = preflight.run(data, args.recipe, recipe.knobs, pending, model_parallel=args.model_parallel)
+    for f in findings:
+        print(f, file=sys.stderr)
+    if any(f.severity == "error" for f in findings):
+        if not args.skip_preflight:
+            print("error: preflight failed; fix the above (or pass --skip-preflight to launch anyway)",
+                  file=sys.stderr)
+            return 1
+        print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
+
+    if not args.resume:
+        resume_from = None
+        run_dir = runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
+    master_addr = args.master_addr or os.environ.get("MASTER_ADDR")
+    node_rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
+    launch_vars = launch_env(data, node_rank, master_addr, args.master_port or _env_int("MASTER_PORT"))
+    cmd = sft_command(recipe, data, run_dir, resume_from, launch_vars)
+    if int(data.get("nnodes", 1)) > 1 and node_rank is None:
+        return _print_node_commands(args, int(data["nnodes"]), cmd)
+
+    print(f"# recipe {args.recipe}" + (f" (via {' <- '.join(p.name for p in recipe.chain[:-1])})"
+                                        if len(recipe.chain) > 1 else ""))
+    print(yaml.safe_dump(recipe.data, sort_keys=False, allow_unicode=True).rstrip())
+    print(f"# run directory: {run_dir}")
+    print(f"# command:\n{cmd.shell()}")
+    if args.dry_run:
+        return 0
+
+    try:
+        _record(run_dir, recipe, args, cmd, resume_from, record)
+    except OSError as e:
+        print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    stamp = lambda: [runs.stamp_checkpoint(run_dir, c) for c in runs.checkpoints(run_dir)]  # noqa: E731
+    code = launch.run(cmd, run_dir, verbose=args.verbose, on_poll=stamp,
+                      stop_on_nan=int(recipe.data.get("stop_on_nan", 3)))
+    resume = f"python train.py {shlex.quote(args.recipe)} --resume --run-dir {shlex.quote(str(run_dir))}"
+    if code == 0:
+        print(f"[ok]    run directory: {run_dir}")
+        last = runs.last_checkpoint(run_dir)
+        if last:
+            print(f"[ok]    last checkpoint: {last}")
+    elif runs.last_checkpoint(run_dir) is not None and code != launch.EXIT_NAN:
+        print(f"[stop]  resume with: {resume}")
+    return code
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _check_nodes(args: argparse.Namespace, recipe: Recipe) -> str | None:
+    nnodes = int(recipe.data.get("nnodes", 1))
+    rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
+    if rank is not None and rank >= nnodes:
+        return f"--node-rank {rank} does not exist with nnodes={nnodes} (ranks 0..{nnodes - 1})"
+    if nnodes > 1 and rank and not (args.master_addr or os.environ.get("MASTER_ADDR")):
+        return f"--node-rank {rank} needs --master-addr (the address of node 0), or MASTER_ADDR in the environment"
+    return None
+
+
+def _print_keys(pattern: str) -> int:
+    from ..recipe.schema import schema
+    props = schema()["properties"]
+    shown = 0
+    for key, sub in props.items():
+        if pattern.lower() not in key.lower():
+            continue
+        kind = sub.get("type") or ("one of " + ", ".join(map(str, sub["enum"])) if "enum" in sub else "any")
+        default = f" (default {sub['default']!r})" if "default" in sub else ""
+        where = "toolkit" if sub.get("x-swift") is False else "swift"
+        print(f"{key}  [{kind if isinstance(kind, str) else '/'.join(kind)}; {where}]{default}")
+        if sub.get("description"):
+            print(f"    {sub['description']}")
+        shown += 1
+    if not shown:
+        print(f"no recipe key matches {pattern!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _estimate(recipe: Recipe, args: argparse.Namespace) -> int:
+    from ..models import family, memory
+    from ..recipe.catalogue import DEFAULT_GPU_GIB
+    row = family.find(recipe.data["model"])
+    if row is None:
+        print(f"error: {recipe.data['model']!r} is not in the model table (python -m internvl_kit.models.family): "
+              f"no dimensions to estimate from", file=sys.stderr)
+        return 1
+    gpu = args.gpu_memory if args.gpu_memory is not None else DEFAULT_GPU_GIB
+    est = memory.estimate(row.spec, memory.Setup.from_recipe(recipe.data, args.gpus), gpu)
+    print(f"# {row.id}: {row.spec.total_params_b:g}B parameters ({row.spec.vision.name} + {row.spec.llm})")
+    print(est.render())
+    return 0 if est.fits else 1
+
+
+def _print_node_commands(args: argparse.Namespace, nnodes: int, cmd: SwiftCommand) -> int:
+    addr = shlex.quote(args.master_addr) if args.master_addr else "<rank-0 address>"
+    port = args.master_port or 29500
+    extra = " ".join(shlex.quote(o) for o in args.overrides)
+    print(f"# {nnodes} nodes: run on each node (same recipe, same data paths), node 0 first:")
+    for rank in range(nnodes):
+        print(f"python train.py {shlex.quote(args.recipe)} {extra + ' ' if extra else ''}--node-rank {rank} "
+              f"--master-addr {addr} --master-port {port}")
+    print("# each runs: " + cmd.shell().replace("NODE_RANK=0", "NODE_RANK=<rank>"))
+    return 0
+
+
+def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftCommand,
+            resume_from: Path | None, previous: dict | None) -> None:
+    """A new run writes its record; a resume only appends to the record's history."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if resume_from is not None and previous is not None:
+        entry = {"from": str(resume_from), "at": now, "command": cmd.shell(exact=True), "env": cmd.env}
+        runs.append_resume(run_dir, entry)
+        return
+    record = {
+        "recipe_name": recipe.name,
+        "recipe_file": str(Path(args.recipe).resolve()),
+        "recipe_chain": [str(p) for p in recipe.chain],
+        "overrides": recipe.overrides,
+        "recipe": recipe.data,
+        "model": cmd.args[cmd.args.index("--model") + 1],
+        "model_type": recipe.data["model_type"],
+        "template": recipe.data["template"],
+        "internvl": recipe.knobs,
+        "env": cmd.env,
+        "swift_args": cmd.args,
+        "command": cmd.shell(exact=True),
+        "versions": stack_versions(),
+        "created": now,
+        "resumed": [],
+    }
+    runs.write_record(run_dir, record, recipe.data, cmd.shell(exact=True))

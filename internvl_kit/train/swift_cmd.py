@@ -1,0 +1,122 @@
+"""Recipe -> the exact `swift sft` argv and environment. Pure data: no swift import, no shell."""
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..recipe import Recipe, is_swift_key, schema
+
+PLUGIN_PATH = Path(__file__).with_name("swift_plugin.py")
+# InternVL knob -> the environment variable swift's internvl templates read.
+KNOB_ENV = {"max_num": "MAX_NUM", "input_size": "INPUT_SIZE",
+            "video_max_num": "VIDEO_MAX_NUM", "video_segments": "VIDEO_SEGMENTS"}
+FIRST_KEYS = ("model", "model_type", "template")
+
+
+@dataclass
+class SwiftCommand:
+    subcommand: str
+    args: list[str]                                   # everything after `swift <subcommand>`
+    env: dict[str, str] = field(default_factory=dict)  # variables set on top of the caller's
+
+    def argv(self) -> list[str]:
+        """What is executed: the swift entry point of this interpreter's environment."""
+        exe = Path(sys.executable).with_name("swift")
+        head = [str(exe)] if exe.is_file() else [sys.executable, "-m", "swift.cli.main"]
+        return head + [self.subcommand] + self.args
+
+    def shell(self, exact: bool = False) -> str:
+        """A copy-pasteable rendering (env prefix + `swift ...`), everything quoted; `exact` names this
+        interpreter's own swift (command.sh) instead of whatever `swift` is on PATH."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        head = self.argv()[:-len(self.args) - 1] if exact else ["swift"]
+        cmd = shlex.join(head + [self.subcommand] + self.args)
+        return f"{env} {cmd}" if env else cmd
+
+
+def format_value(value: Any) -> list[str]:
+    """swift's argument syntax: booleans as true/false, lists as several values, dicts as JSON."""
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, list):
+        return [item for v in value for item in format_value(v)]
+    if isinstance(value, dict):
+        import json
+        return [json.dumps(value, sort_keys=True)]
+    return [str(value)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_env(data: dict[str, Any], node_rank: int | None = None, master_addr: str | None = None,
+               master_port: int | None = None) -> dict[str, str]:
+    """swift's launcher variables: NPROC_PER_NODE/NNODES make `swift sft` run torchrun. A single
+    DeepSpeed process still needs a one-process world, or DeepSpeed looks for MPI."""
+    nproc, nnodes = int(data.get("nproc_per_node", 1)), int(data.get("nnodes", 1))
+    if nproc > 1 or nnodes > 1:
+        env = {"NPROC_PER_NODE": str(nproc)}
+        if nnodes > 1:
+            env.update(NNODES=str(nnodes), NODE_RANK=str(node_rank or 0), MASTER_ADDR=master_addr or "127.0.0.1",
+                       MASTER_PORT=str(master_port or 29500))
+        else:
+            env["MASTER_PORT"] = str(master_port or free_port())
+        return env
+    if data.get("deepspeed"):
+        return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(master_port or free_port())}
+    return {}
+
+
+def needs_plugin(hf_max_num: bool, data: dict[str, Any], launch: dict[str, str]) -> bool:
+    """The toolkit's swift plugin: for -HF tiling, or DeepSpeed over several processes with no GPU."""
+    from .preflight import visible_gpus
+    several = int(launch.get("NPROC_PER_NODE", 1)) * int(launch.get("NNODES", 1)) > 1
+    return hf_max_num or bool(data.get("deepspeed") and several and visible_gpus() == 0)
+
+
+def knob_env(knobs: dict[str, int]) -> dict[str, str]:
+    return {KNOB_ENV[k]: str(v) for k, v in sorted(knobs.items()) if k in KNOB_ENV}
+
+
+def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from: Path | None = None,
+                launch: dict[str, str] | None = None) -> SwiftCommand:
+    """Build `swift sft` for a validated recipe; `data` is recipe.data with builtin refs resolved."""
+    order = list(schema()["properties"])
+    keys = [k for k in FIRST_KEYS if k in data]
+    keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS
+                    and k not in ("output_dir", "add_version", "external_plugins")), key=order.index)
+    args: list[str] = []
+    for k in keys:
+        if data[k] is None:
+            continue
+        values = format_value(data[k])
+        if len(values) == 1 and values[0].startswith("-") and not _is_number(values[0]):
+            args.append(f"--{k}={values[0]}")        # one argv item: `--system -x` would read -x as a flag
+        else:
+            args += [f"--{k}"] + values
+    # The toolkit names the run directory itself, so resume/infer/export can find it.
+    args += ["--output_dir", str(run_dir), "--add_version", "false"]
+    plugins = [str(p) for p in data.get("external_plugins") or []]        # one flag: a second would replace it
+    if needs_plugin(recipe.is_hf and "max_num" in recipe.knobs, data, launch or {}):
+        plugins.append(str(PLUGIN_PATH))
+    if plugins:
+        args += ["--external_plugins", *plugins]
+    if resume_from is not None:
+        args += ["--resume_from_checkpoint", str(resume_from)]
+    return SwiftCommand("sft", args, {**knob_env(recipe.knobs), **(launch or {})})

@@ -1,0 +1,68 @@
+"""What we promise about swift, checked against the installed swift (no model training here)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from internvl_kit.models import builtin
+from internvl_kit.recipe import is_swift_key, load_recipe, schema
+from internvl_kit.train.swift_cmd import PLUGIN_PATH, sft_command
+
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "base" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def sft_parser():
+    from swift import SftArguments
+    from transformers import HfArgumentParser
+    return HfArgumentParser([SftArguments]), {f.name for f in dataclasses.fields(SftArguments)}
+
+
+def test_every_swift_key_of_the_schema_is_a_swift_argument(sft_parser):
+    _, fields = sft_parser
+    keys = [k for k in schema()["properties"] if is_swift_key(k)]
+    assert keys and [k for k in keys if k not in fields] == []
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_argv_is_accepted_by_swifts_parser(recipe, sft_parser, tmp_path):
+    parser, _ = sft_parser
+    r = load_recipe(recipe)
+    data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
+    cmd = sft_command(r, data, tmp_path / "run", resume_from=tmp_path / "run" / "checkpoint-1")
+    _, remaining = parser.parse_known_args(cmd.args)
+    assert remaining == []
+
+
+def test_hf_plugin_applies_max_num_to_swifts_own_template(tiny_model):
+    """Without the plugin swift's internvl_hf template ignores MAX_NUM; with it, the tile count obeys."""
+    code = f"""
+import os, sys
+from PIL import Image
+from swift import get_processor, get_template
+if sys.argv[1] == 'plugin':
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('plugin', {str(PLUGIN_PATH)!r})
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+proc = get_processor({str(tiny_model)!r}, model_type='internvl', download_model=False)
+tpl = get_template(proc, template_type='internvl_hf')
+enc = tpl.encode({{'messages': [{{'role': 'user', 'content': '<image>hi'}}, {{'role': 'assistant', 'content': 'ok'}}],
+                  'images': [Image.new('RGB', (400, 100), 'red')]}})
+print('TILES', enc['pixel_values'].shape[0], len(enc['input_ids']))
+"""
+    def tiles(mode: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "MAX_NUM": "2"}, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-2000:]
+        line = next(x for x in out.stdout.splitlines() if x.startswith("TILES"))
+        return int(line.split()[1]), int(line.split()[2])
+
+    without, with_plugin = tiles("none"), tiles("plugin")
+    assert without[0] == 5                      # 4:1 image, processor default 12 -> 4 tiles + thumbnail
+    assert with_plugin[0] == 3                  # MAX_NUM=2 -> 2 tiles + thumbnail
+    assert without[1] - with_plugin[1] == 2 * 4  # 4 image tokens per tile

@@ -1,0 +1,113 @@
+"""train.py without swift running: dry-run speed and content, the argv, the env knobs, preflight."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, VARIANTS, run_cli
+from internvl_kit.recipe import load_recipe
+from internvl_kit.train.swift_cmd import PLUGIN_PATH, format_value, sft_command
+
+DEMO = "recipes/tiny-demo.yaml"
+
+
+def test_dry_run_prints_the_swift_command_fast_without_heavy_imports(tmp_path):
+    code = (
+        "import sys, time; t=time.perf_counter();"
+        "from internvl_kit.train.cli import main;"
+        f"rc = main(['{DEMO}', '--dry-run', 'output_dir={tmp_path}']);"
+        "dt = time.perf_counter() - t;"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'swift', 'modelscope') if m in sys.modules);"
+        "print('RESULT', rc, dt, heavy)"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    rc, dt, heavy = out.stdout.split("RESULT ")[1].split(" ", 2)
+    assert rc == "0" and heavy.strip() == "[]"
+    assert float(dt) < 1.0 and wall < 3.0   # whole interpreter start included in `wall`
+    cmd = next(line for line in out.stdout.splitlines() if " swift sft " in f" {line}")
+    for flag in ("--tuner_type lora", "--model_type internvl_chat", "--template internvl3_5", "--add_version false"):
+        assert flag in cmd
+    assert cmd.startswith("INPUT_SIZE=56 MAX_NUM=6 swift sft --model ")
+    assert not list(Path(tmp_path).iterdir())   # a dry run writes nothing
+
+
+def test_dry_run_via_script(tmp_path):
+    out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", "lora_rank=16")
+    assert out.returncode == 0, out.stderr
+    assert "lora_rank: 16" in out.stdout and "--lora_rank 16" in out.stdout
+
+
+def test_bad_recipe_exits_1_with_every_problem_and_no_traceback(tmp_path):
+    out = run_cli("train.py", DEMO, "--dry-run", "lora_rnak=3", "freeze_vit=perhaps")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "lora_rnak: unknown key; did you mean 'lora_rank'?" in out.stderr
+    assert "freeze_vit: expected boolean, got 'perhaps' (str)" in out.stderr
+
+
+def test_missing_dataset_fails_preflight_unless_skipped(tmp_path):
+    out = run_cli("train.py", DEMO, "--dry-run", f"dataset=[{tmp_path}/none.jsonl]", f"output_dir={tmp_path}")
+    assert out.returncode == 1
+    assert f"dataset file '{tmp_path}/none.jsonl' not found" in out.stderr
+    assert "preflight failed" in out.stderr
+    out = run_cli("train.py", DEMO, "--dry-run", "--skip-preflight", f"dataset=[{tmp_path}/none.jsonl]",
+                  f"output_dir={tmp_path}")
+    assert out.returncode == 0 and "launching despite preflight errors" in out.stderr
+
+
+def test_argv_is_a_list_and_maps_keys_one_to_one(tmp_path):
+    r = load_recipe(ROOT / DEMO, ["system=hello; rm -rf /", "target_modules=[q_proj,v_proj]"])
+    cmd = sft_command(r, {**r.data, "model": "/m", "dataset": ["/d.jsonl"], "val_dataset": ["/v.jsonl"]},
+                      tmp_path / "run")
+    args = cmd.args
+    assert args[:6] == ["--model", "/m", "--model_type", "internvl_chat", "--template", "internvl3_5"]
+    assert args[args.index("--system") + 1] == "hello; rm -rf /"        # one argv item, never a shell
+    i = args.index("--target_modules")
+    assert args[i + 1:i + 3] == ["q_proj", "v_proj"]
+    assert args[args.index("--freeze_vit") + 1] == "true"
+    assert args[args.index("--output_dir") + 1] == str(tmp_path / "run")
+    assert "--internvl" not in args and "--description" not in args and "--extends" not in args
+    assert "--external_plugins" not in args                       # the chat templates read the env themselves
+    assert cmd.env == {"MAX_NUM": "6", "INPUT_SIZE": "56"}
+    assert cmd.argv()[-len(args):] == args
+
+
+def test_hf_route_gets_the_max_num_plugin(tmp_path):
+    r = load_recipe(ROOT / DEMO, ["model=builtin:tiny-internvl-hf", "~internvl.input_size"])
+    cmd = sft_command(r, r.data, tmp_path / "run")
+    assert cmd.args[2:6] == ["--model_type", "internvl", "--template", "internvl_hf"]
+    assert cmd.args[cmd.args.index("--external_plugins") + 1] == str(PLUGIN_PATH)
+    assert cmd.env == {"MAX_NUM": "6"}
+
+
+@pytest.mark.parametrize("name", ["internvl2_5", "internvl3_5"])      # chat route: swift cuts the tiles
+def test_a_chat_checkpoint_with_other_tiles_than_swift_would_cut_is_refused(tmp_path, name):
+    variant = VARIANTS[name]
+    config = variant.path / "config.json"                 # built (a dry run does not build builtins)
+    out = run_cli("train.py", DEMO, *variant.overrides, "~internvl.input_size", "--dry-run", f"output_dir={tmp_path}")
+    assert out.returncode == 1
+    assert f"the model's tiles are 56 px (force_image_size in {config}) but swift would " \
+           f"cut 448-px tiles; set internvl.input_size=56" in out.stderr
+
+
+def test_chat_templates_get_knobs_as_env_and_no_plugin(tmp_path):
+    r = load_recipe(ROOT / DEMO, ["model_type=internvl_chat", "template=internvl3_5", "internvl.video_segments=4",
+                                  "internvl.input_size=448", "model=OpenGVLab/InternVL3_5-8B"])
+    cmd = sft_command(r, r.data, tmp_path)
+    assert cmd.env == {"MAX_NUM": "6", "VIDEO_SEGMENTS": "4", "INPUT_SIZE": "448"}
+    assert "--external_plugins" not in cmd.args
+
+
+def test_format_value():
+    assert format_value(True) == ["true"] and format_value(False) == ["false"]
+    assert format_value(["a", "b"]) == ["a", "b"]
+    assert format_value(1e-4) == ["0.0001"] and format_value(8) == ["8"]
+    assert json.loads(format_value({"b": 1, "a": 2})[0]) == {"a": 2, "b": 1}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointInfo
 from ..train.launch import stop_group
+from ..train.supervise import say, stop_signals
 from ..train.swift_cmd import PLUGIN_PATH, SwiftCommand
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -69,44 +69,38 @@ def _ready(base_url: str) -> list[str] | None:
         return None
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media_dir: str | None) -> int:
     """Run swift deploy until Ctrl-C or SIGTERM (exit 130) or until it stops on its own (its exit code)."""
     cmd = deploy_command(info, adapter, host, port, media_dir)
     env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}   # swift would log in with it
     log_path = Path(tempfile.mkstemp(prefix="swift-deploy-", suffix=".log")[1])
-    print(f"# command:\n{cmd.shell()}\n# swift's log: {log_path}", flush=True)
+    say(f"# command:\n{cmd.shell()}\n# swift's log: {log_path}")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd.argv(), env={**env, **cmd.env, "PYTHONUNBUFFERED": "1"}, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         base_url = f"http://{shown_host}:{port}/v1"
         start = time.perf_counter()
-        previous = signal.signal(signal.SIGTERM, _interrupt)      # a scheduler's stop: same clean shutdown
-        try:
-            print(f"[serve] starting swift deploy on {host}:{port} ...", flush=True)
-            models = None
-            while models is None and proc.poll() is None and time.perf_counter() - start < READY_TIMEOUT_S:
-                time.sleep(0.5)
-                models = _ready(base_url)
-            if models is None:
-                stop_group(proc, grace=15.0)
-                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
-                print(f"error: swift deploy did not come up (exit {proc.returncode}); last lines of {log_path}:\n  "
-                      + "\n  ".join(tail), file=sys.stderr)
-                return 1
-            print(f"[serve] ready in {time.perf_counter() - start:.1f} s: {base_url} (models: {', '.join(models)})\n"
-                  f"[serve] Ctrl-C stops it. Client example:\n{client_example(base_url, models[-1])}", flush=True)
-            return proc.wait()
-        except KeyboardInterrupt:
-            print("[serve] stopping ...", flush=True)
-            stop_group(proc, grace=15.0)
-            print("[serve] stopped", flush=True)
-            return 130
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
+        with stop_signals():                  # Ctrl-C, a scheduler's SIGTERM, a closed terminal's SIGHUP
+            try:
+                say(f"[serve] starting swift deploy on {host}:{port} ...")
+                models = None
+                while models is None and proc.poll() is None and time.perf_counter() - start < READY_TIMEOUT_S:
+                    time.sleep(0.5)
+                    models = _ready(base_url)
+                if models is None:
+                    stop_group(proc, grace=15.0)
+                    tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+                    say(f"error: swift deploy did not come up (exit {proc.returncode}); last lines of {log_path}:\n  "
+                        + "\n  ".join(tail), file=sys.stderr)
+                    return 1
+                say(f"[serve] ready in {time.perf_counter() - start:.1f} s: {base_url} (models: {', '.join(models)})\n"
+                    f"[serve] Ctrl-C stops it. Client example:\n{client_example(base_url, models[-1])}")
+                return proc.wait()
+            except KeyboardInterrupt:
+                stop_group(proc, grace=15.0)      # first the server, then the words
+                say("[serve] stopped")
+                return 130
+            finally:
+                if proc.poll() is None:           # whatever else ended us: the server goes too
+                    stop_group(proc, grace=15.0)

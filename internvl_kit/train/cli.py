@@ -14,6 +14,7 @@ import yaml
 from ..models import builtin
 from . import launch, preflight, run_dir as runs
 from ..recipe import Recipe, RecipeError, load_recipe
+from .supervise import say
 from .swift_cmd import KNOB_ENV, SwiftCommand, launch_env, sft_command
 from ..versions import stack_versions
 
@@ -275,12 +276,13 @@ def _main(argv: list[str]) -> int:
                       stop_on_nan=int(recipe.data.get("stop_on_nan", 3)))
     resume = f"python train.py {shlex.quote(args.recipe)} --resume --run-dir {shlex.quote(str(run_dir))}"
     if code == 0:
-        print(f"[ok]    run directory: {run_dir}")
+        say(f"[ok]    run directory: {run_dir}")
         last = runs.last_checkpoint(run_dir)
         if last:
-            print(f"[ok]    last checkpoint: {last}")
+            say(f"[ok]    last checkpoint: {last}")
     elif runs.last_checkpoint(run_dir) is not None and code != launch.EXIT_NAN:
-        print(f"[stop]  resume with: {resume}")
+        if not say(f"[stop]  resume with: {resume}"):      # stdout's reader left: the terminal still hears it
+            say(f"[stop]  resume with: {resume}", file=sys.stderr)
     return code
 
 

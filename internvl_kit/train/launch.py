@@ -1,5 +1,6 @@
-"""Run a swift command as a child process: its exit code is ours, Ctrl-C stops it cleanly,
-and training progress is read from swift's logging.jsonl while it runs."""
+"""Run a swift command as a child process: its exit code is ours, Ctrl-C (or SIGTERM, SIGHUP) stops it
+cleanly before anything is reported, and training progress is read from swift's logging.jsonl while it
+runs. A closed stdout (`| tee` gone) changes neither the child's fate nor the exit status."""
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from .supervise import deferred_signals, say, stop_signals, write_bytes
 from .swift_cmd import SwiftCommand
 
 POLL_S = 0.5
@@ -97,17 +98,18 @@ class _LossWatch:
 
 
 def _pump(stream: IO[bytes], log: IO[bytes], echo: bool, tail: deque) -> None:
+    """Copy swift's output to swift.log (and stdout with --verbose) until swift closes it; a stdout whose
+    reader left stops the echo, never the copy (or swift would block on a full pipe)."""
     for line in iter(stream.readline, b""):
         log.write(line)
         log.flush()
         tail.append(line.decode("utf-8", "replace").rstrip())
         if echo:
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+            echo = write_bytes(line)
 
 
 def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan: int = 3,
-        on_poll: Callable[[], None] | None = None, print_fn: Callable[[str], None] = print) -> int:
+        on_poll: Callable[[], None] | None = None, print_fn: Callable[[str], None] = say) -> int:
     """Start swift, show progress until it exits, and return its exit code (130 after Ctrl-C, EXIT_NAN
     when the loss stayed NaN/inf for `stop_on_nan` logged steps)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,25 +124,26 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         pump = threading.Thread(target=_pump, args=(proc.stdout, log, verbose, tail), daemon=True)
         pump.start()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         interrupted = nan_stop = False
         watch = _LossWatch(stop_on_nan, print_fn)
-        try:
-            while proc.poll() is None:
-                time.sleep(POLL_S)
-                if _report(follower, verbose, print_fn, on_poll, watch):
-                    nan_stop = True
-                    print_fn(f"[stop]  the loss was NaN/inf for {watch.run} logged steps in a row: stopping swift")
+        with stop_signals():
+            try:
+                while proc.poll() is None:
+                    time.sleep(POLL_S)
+                    if _report(follower, verbose, print_fn, on_poll, watch):
+                        nan_stop = True
+                        stop_group(proc)
+                        print_fn(f"[stop]  the loss was NaN/inf for {watch.run} logged steps in a row: swift stopped")
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+                stop_group(proc)                      # first the child, then the words
+                print_fn(f"[stop]  interrupted: swift stopped (exit {proc.returncode})")
+            finally:
+                if proc.poll() is None:               # any other way out of the loop: the child goes too
                     stop_group(proc)
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            print_fn("[stop]  interrupted: stopping swift ...")
-            stop_group(proc)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            pump.join(timeout=5)
-            _report(follower, verbose, print_fn, on_poll, watch)
+                pump.join(timeout=5)
+                _report(follower, verbose, print_fn, on_poll, watch)
     code = proc.returncode
     losses = [float(r["loss"]) for r in follower.rows if "loss" in r]
     if losses:
@@ -165,11 +168,6 @@ def killed(code: int, tail: "deque[str] | list[str]") -> bool:
     return code in KILLED_CODES or any(mark in line for line in tail for mark in KILLED_MARKS)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: swift gets to stop cleanly."""
-    raise KeyboardInterrupt
-
-
 def _report(follower: LogFollower, verbose: bool, print_fn: Callable[[str], None],
             on_poll: Callable[[], None] | None, watch: _LossWatch) -> bool:
     """Print new progress rows; True when the loss watch asks to stop."""
@@ -185,14 +183,16 @@ def _report(follower: LogFollower, verbose: bool, print_fn: Callable[[str], None
 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
-    """SIGINT to swift's process group, then SIGTERM, then SIGKILL, each after a grace period."""
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGINT to swift's process group, then SIGTERM, then SIGKILL, each after a grace period; a second
+    Ctrl-C meanwhile is ignored rather than leaving a half-stopped child."""
+    with deferred_signals():
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue

@@ -142,7 +142,7 @@ def test_a_wheel_install_carries_the_schema_and_dry_runs_from_another_directory(
     assert out.returncode == 0, out.stderr[-2000:]
     assert "--model OpenGVLab/InternVL3_5-8B --model_type internvl_chat" in out.stdout
     assert (target / "internvl_kit" / "recipe" / "schema.json").is_file()
-    assert (target / "internvl_kit" / "remote_code" / "modeling_internvl_chat.py").is_file()
+    assert (target / "internvl_kit" / "models" / "remote_code" / "modeling_internvl_chat.py").is_file()
 
 
 def test_arguments_swift_sft_cannot_take_are_refused_with_the_reason(tmp_path):

@@ -56,6 +56,21 @@ def _wait_for(path: Path, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+def _outcome(proc: subprocess.Popen, child: int) -> tuple[int | None, bool]:
+    """The launcher's exit code (None: it hung) and whether the child outlived it; then neither is left
+    running, whatever the outcome."""
+    try:
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        code = None
+    orphan = _alive(child)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    if orphan:
+        os.kill(child, signal.SIGKILL)
+    return code, orphan
+
+
 @pytest.mark.parametrize("verbose", [False, True], ids=["progress", "verbose"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
 def test_stop_through_a_closed_pipe_stops_the_child_and_exits_130(tmp_path, sig, verbose):
@@ -68,17 +83,11 @@ def test_stop_through_a_closed_pipe_stops_the_child_and_exits_130(tmp_path, sig,
     proc.stdout.close()                              # the reader leaves (tee killed by the same Ctrl-C)
     child = int((tmp_path / "child.pid").read_text())
     os.killpg(proc.pid, sig)
-    try:
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        if _alive(child):
-            os.kill(child, signal.SIGKILL)
+    code, orphan = _outcome(proc, child)
     err = proc.stderr.read().decode()
     assert code == 130, f"exit {code}, stderr:\n{err}"
     assert "Traceback" not in err, err
-    assert not _alive(child), "the stand-in for swift outlived the launcher"
+    assert not orphan, "the stand-in for swift outlived the launcher"
 
 
 def test_a_second_ctrl_c_while_stopping_does_not_abandon_the_child(tmp_path):
@@ -93,14 +102,8 @@ def test_a_second_ctrl_c_while_stopping_does_not_abandon_the_child(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     _wait_for(tmp_path / "stopping")                 # the launcher is inside its stop: the child got SIGINT
     os.killpg(proc.pid, signal.SIGINT)
-    try:
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        if _alive(child):
-            os.kill(child, signal.SIGKILL)
+    code, orphan = _outcome(proc, child)
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
     assert code == 130, f"exit {code}\n{out}\n{err}"
     assert "[stop]  interrupted: swift stopped" in out
-    assert not _alive(child)
+    assert not orphan

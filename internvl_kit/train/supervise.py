@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)      # handled like SIGINT (KeyboardInterrupt)
@@ -21,28 +21,33 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def _handling(sigs: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
-    """Inside the block, `sigs` go to `handler`; outside the main thread (no signals there) a no-op."""
+def stop_signals() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handler) for sig in sigs}
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def stop_signals() -> AbstractContextManager[None]:
-    """Inside the block, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does."""
-    return _handling(STOP_SIGNALS, _interrupt)
-
-
-def deferred_signals() -> AbstractContextManager[None]:
+@contextmanager
+def deferred_signals() -> Iterator[None]:
     """Inside the block (stopping a child), further stop signals are ignored: a second Ctrl-C must not
     abandon a half-stopped child."""
-    return _handling((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, *STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def silence(stream: IO[Any]) -> None:
@@ -56,15 +61,17 @@ def silence(stream: IO[Any]) -> None:
     os.close(devnull)
 
 
-_silenced: set[int] = set()          # streams whose reader left (by id): what is written there is lost
+_silenced: set[int] = set()
 
 
-def _guarded(stream: IO[Any], write: Callable[[], object]) -> bool:
-    """Run `write` on `stream`; False, and the stream silenced for good, once its reader has left."""
+def say(*parts: object, file: IO[str] | None = None) -> bool:
+    """print, flushed; a closed pipe drops this and all later output instead of raising. False when the
+    text reached nobody (the caller may repeat what matters on stderr)."""
+    stream = file or sys.stdout
     if id(stream) in _silenced:
         return False
     try:
-        write()
+        print(*parts, file=stream, flush=True)
         return True
     except (BrokenPipeError, ValueError):       # ValueError: the stream was closed
         _silenced.add(id(stream))
@@ -72,13 +79,15 @@ def _guarded(stream: IO[Any], write: Callable[[], object]) -> bool:
         return False
 
 
-def say(*parts: object, file: IO[str] | None = None) -> bool:
-    """print, flushed; a closed pipe drops this and all later output instead of raising. False when the
-    text reached nobody (the caller may repeat what matters on stderr)."""
-    stream = file or sys.stdout
-    return _guarded(stream, lambda: print(*parts, file=stream, flush=True))
-
-
 def write_bytes(data: bytes) -> bool:
     """Write raw bytes to stdout; False (and stdout silenced) once its reader has left."""
-    return _guarded(sys.stdout, lambda: (sys.stdout.buffer.write(data), sys.stdout.flush()))
+    if id(sys.stdout) in _silenced:
+        return False
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return True
+    except (BrokenPipeError, ValueError):
+        _silenced.add(id(sys.stdout))
+        silence(sys.stdout)
+        return False

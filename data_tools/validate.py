@@ -139,6 +139,7 @@ class Validator:
         self.opts = opts
         self._headers: dict[str, img.ImageInfo | str] = {}
         self._check = fast_check()
+        self._loaded: dict[str, bytes | str | tuple[int, int]] = {}
 
     # -- images ---------------------------------------------------------------------------
     def resolve(self, ref: str, dataset_dir: Path) -> tuple[str | bytes | None, bool]:
@@ -148,6 +149,8 @@ class Validator:
         swift strips the string; a string that exists as a path (as given, then under ROOT_IMAGE_DIR,
         then with ~ expanded) is a file; otherwise a `data:` URI or any string base64 decodes is inline
         image bytes; anything else is a missing file."""
+        if ref in self._loaded:
+            return self._loaded[ref], False
         ref = ref.strip()
         if len(ref) <= MAX_PATH:
             if os.path.exists(ref):
@@ -170,8 +173,10 @@ class Validator:
         except (binascii.Error, ValueError):
             return None, False
 
-    def header(self, src: str | bytes) -> img.ImageInfo | str:
+    def header(self, src: str | bytes | tuple[int, int]) -> img.ImageInfo | str:
         """ImageInfo, or the reason the image is unreadable (files cached: images are often shared)."""
+        if isinstance(src, tuple):                       # an image its loader has decoded: only the size counts
+            return img.ImageInfo("decoded", *src)
         got = self._headers.get(src) if isinstance(src, str) else None
         if got is None:
             if len(self._headers) >= HEADER_CACHE:   # bounded: memory stays flat on huge datasets
@@ -293,6 +298,17 @@ class Validator:
                     continue
                 sizes.append((info.width, info.height))
         return Sample(row, sizes) if ok and not errors else None
+
+    def check_loaded(self, row: dict[str, Any], images: list[bytes | str | tuple[int, int]],
+                     report: Callable[[str, str], None]) -> Sample | None:
+        """check_row for a row a dataset loader has built (a hub dataset through swift): its images are bytes,
+        paths or the (width, height) of decoded images, not the references a JSONL row holds."""
+        refs = [f"<loaded image {i}>" for i in range(len(images))]
+        self._loaded = dict(zip(refs, images))
+        try:
+            return self.check_row({**row, "images": refs}, Path.cwd(), report)
+        finally:
+            self._loaded = {}
 
     # -- token length ---------------------------------------------------------------------
     def check_length(self, sample: Sample, emit: Callable[[str, str], None]) -> int | None:

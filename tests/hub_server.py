@@ -28,13 +28,23 @@ class Repo:
 
 
 @dataclass
+class DatasetRepo:
+    id: int                                                   # the client addresses the file tree by it
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
 class HubState:
     tokens: dict[str, str] = field(default_factory=dict)     # token -> username
     repos: dict[str, Repo] = field(default_factory=dict)
+    datasets: dict[str, DatasetRepo] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)     # name -> how many more times to fire
     log: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_dataset(self, repo_id: str, files: dict[str, bytes]) -> None:
+        self.datasets[repo_id] = DatasetRepo(id=1000 + len(self.datasets), files=dict(files))
 
     def fire(self, name: str) -> bool:
         with self.lock:
@@ -110,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(400, {"Code": 10010103009, "Message": "AccessToken is invalid or expired"})
             return self._ok({"AccessToken": "git-" + user, "Username": user, "Email": f"{user}@x"},
                             headers={"Set-Cookie": f"m_session_id={token}; Path=/"})
+        if path.startswith("/api/v1/datasets/"):
+            return self._ok({})                        # download statistics
         user = self._auth_or_fail()
         if user is None:
             return
@@ -193,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/api/v1/repos/internalAccelerationInfo":
             return self._send(404, {"Message": "not here"})
+        if path.startswith("/api/v1/datasets/"):
+            return self._dataset_get(path, q)
         repo_id = self._repo_id(path)
         if not repo_id:
             return self._send(404, {"Code": 404, "Message": f"no route GET {path}"})
@@ -214,6 +228,70 @@ class _Handler(BaseHTTPRequestHandler):
         if re.match(r"^/api/v1/models/[^/]+/[^/]+$", path):
             return self._ok({"Path": repo_id.split("/")[0], "Name": repo_id.split("/")[1],
                              "Visibility": repo.visibility})
+        self._send(404, {"Code": 404, "Message": f"no route GET {path}"})
+
+
+    def do_HEAD(self):  # noqa: N802
+        url = urlparse(self.path)
+        self.state.log.append(f"HEAD {url.path}")
+        self._dataset_get(url.path, parse_qs(url.query), head=True)
+
+    def _dataset_get(self, path: str, q: dict, head: bool = False) -> None:
+        """What `MsDataset.load` reads: repo info, the file tree (by numeric id), revisions, raw files."""
+        parts = path[len("/api/v1/datasets/"):].split("/")
+        if parts[0].isdigit():
+            found = [(rid, d) for rid, d in self.state.datasets.items() if str(d.id) == parts[0]]
+            repo_id, ds = found[0] if found else ("", None)
+            rest = parts[1:]
+        else:
+            repo_id = "/".join(parts[:2])
+            ds, rest = self.state.datasets.get(repo_id), parts[2:]
+        if ds is None:
+            return self._send(404, {"Code": 10010205001, "Message": f"dataset {repo_id or parts[0]} not found"})
+        if not rest:
+            ns, name = repo_id.split("/")
+            return self._ok({"Id": ds.id, "Type": 4, "Namespace": ns, "Name": name, "Visibility": PUBLIC})
+        if rest == ["revisions"]:
+            return self._ok({"RevisionMap": {"Branches": [{"Revision": "master", "CreatedAt": 0}], "Tags": []}})
+        if rest == ["repo", "tree"]:
+            root = unquote(q.get("Root", ["/"])[0]).strip("/")
+            recursive = q.get("Recursive", ["False"])[0].lower() == "true"
+            page, size = int(q.get("PageNumber", ["1"])[0]), int(q.get("PageSize", ["100"])[0])
+            entries, dirs = [], set()
+            for p, b in sorted(ds.files.items()):
+                if root and not p.startswith(root + "/"):
+                    continue
+                rel = p[len(root) + 1:] if root else p
+                if not recursive and "/" in rel:
+                    d = (root + "/" if root else "") + rel.split("/")[0]
+                    if d not in dirs:
+                        dirs.add(d)
+                        entries.append({"Path": d, "Name": d.rsplit("/", 1)[-1], "Type": "tree", "Size": 0,
+                                        "Sha256": "", "Revision": "master"})
+                    continue
+                entries.append({"Path": p, "Name": p.rsplit("/", 1)[-1], "Type": "blob", "Size": len(b),
+                                "Sha256": hashlib.sha256(b).hexdigest(), "Revision": "master"})
+            return self._ok({"Files": entries[(page - 1) * size:page * size]})
+        if rest == ["repo"]:
+            fp = unquote(q.get("FilePath", [""])[0])
+            if fp not in ds.files:
+                return self._send(404, {"Message": f"file {fp} not found"})
+            if fp.endswith(".parquet") and not head:
+                if self.state.fire("parquet_drop"):
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if self.state.fire("parquet_5xx"):
+                    return self._send(500, {"Message": "injected parquet failure"})
+            body = ds.files[fp]
+            etag = {"ETag": '"' + hashlib.sha256(body).hexdigest() + '"'}
+            if head:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag["ETag"])
+                self.end_headers()
+                return
+            return self._send(200, raw=body, headers=etag)
         self._send(404, {"Code": 404, "Message": f"no route GET {path}"})
 
 

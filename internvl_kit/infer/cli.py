@@ -15,7 +15,9 @@ from ..fileio import atomic_write_text
 EXIT_ROWS_FAILED = 3        # predictions written for the rows that ran; some rows could not run
 
 EPILOG = """examples:
+  python infer.py output/tiny-demo/<run>                         # score the rows swift held out in training
   python infer.py output/tiny-demo/<run>/checkpoint-180 --dataset val.jsonl --compare-base
+  python infer.py RUN --dataset AI-ModelScope/LaTeX_OCR@test:human_handwrite    # one split of a hub dataset
   python infer.py output/tiny-demo/<run> --image shape.png --prompt "What shape is this?"
   python infer.py output/tiny-demo/<run> --interactive          # /image PATH, /reset, /quit
   python infer.py CHECKPOINT --dry-run                           # what would be loaded, with which settings
@@ -33,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="checkpoint-N/ dir, a run dir (its last checkpoint) or a merged model dir")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--dataset", type=Path, help="messages/images JSONL; the last assistant turn is the reference")
+    mode.add_argument("--dataset", help="messages/images JSONL, or a hub dataset as a recipe names it (ID@SPLIT "
+                                        "for one split: ID@test:subset); the last assistant turn is the reference. "
+                                        "Default: the rows the run held out (split_dataset_ratio or val_dataset)")
     mode.add_argument("--image", type=Path, help="one image to ask about (with --prompt)")
     mode.add_argument("--interactive", action="store_true", help="multi-turn chat in the terminal")
     mode.add_argument("--serve", action="store_true",
@@ -73,20 +77,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# serve:      {deploy_command(info, adapter, args.host, args.port, args.media_dir).shell()}")
         return 0
     try:
-        if args.dataset:
-            return _dataset(info, adapter, args)
         if args.interactive:
             return _interactive(info, adapter, args)
         if args.serve:
             from .serve import serve
             return serve(info, adapter, args.host, args.port, args.media_dir)
-        if args.prompt:
+        if args.prompt or args.image:
             return _single(info, adapter, args)
+        from ..train.preflight import local_dataset_path
+        if args.dataset and local_dataset_path(args.dataset) is not None:
+            return _dataset(info, adapter, args, Path(args.dataset), str(Path(args.dataset).resolve()))
+        if info.record is None and not args.dataset:
+            print("error: give --dataset, --image with --prompt, --prompt, or --interactive (held-out rows are "
+                  "known only for runs train.py started)", file=sys.stderr)
+            return 2
+        from . import heldout
+        path, source = heldout.rows(info, args.dataset)
+        return _dataset(info, adapter, args, path, source)
     except _InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print("error: give --dataset, --image with --prompt, --prompt, or --interactive", file=sys.stderr)
-    return 2
 
 
 class _InputError(Exception):
@@ -173,9 +183,9 @@ def _read_dataset(path: Path) -> list[_Row]:
     return rows
 
 
-def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace) -> int:
+def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace, dataset: Path, source: str) -> int:
     from .metrics import score
-    rows = _read_dataset(args.dataset)
+    rows = _read_dataset(dataset)
     columns: dict[str, dict[int, Any]] = {}
     runs = ([("base", info.trained_from, None)] if args.compare_base else []) + [("tuned", info.base_model, adapter)]
     for name, model, adapter_path in runs:
@@ -191,8 +201,9 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
         gc.collect()
     failed = [r for r in rows if r.error is not None]
     for r in failed:
-        print(f"[skip]  {args.dataset}:{r.line}: {r.error}", file=sys.stderr)
-    out = args.output or info.path / "infer" / f"{args.dataset.stem}.jsonl"
+        print(f"[skip]  {dataset}:{r.line}: {r.error}", file=sys.stderr)
+    stem = dataset.stem if dataset.name != "rows.jsonl" else dataset.parent.name
+    out = args.output or info.path / "infer" / f"{stem}.jsonl"
     lines = []
     for r in rows:
         if r.error is not None:
@@ -207,7 +218,7 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
     scored = [r for r in rows if r.error is None]
     refs = [r.row["messages"][-1]["content"] for r in scored]
     metrics = {name: score([col[r.line].text for r in scored], refs) for name, col in columns.items()}
-    report = {"checkpoint": str(info.path), "dataset": str(args.dataset.resolve()), "metrics": metrics,
+    report = {"checkpoint": str(info.path), "dataset": source, "metrics": metrics,
               "failed_rows": [{"line": r.line, "error": r.error} for r in failed],
               "settings": {"template": info.template, "max_length": info.max_length, "env": info.env,
                            "max_new_tokens": args.max_new_tokens, "backend": args.backend}}

@@ -73,13 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("overrides", nargs="*", metavar="key=value",
                     help="override recipe keys, typed by the recipe schema (dotted keys reach nested ones; "
                          "~key deletes; --key value works too)")
-    ap.add_argument("--dry-run", action="store_true", help="print the recipe and command, start nothing")
+    ap.add_argument("--dry-run", action="store_true", help="print the recipe and command, start nothing (instant: "
+                                                            "loads no data)")
+    ap.add_argument("--plan", action="store_true",
+                    help="load the data through swift's loader (hub datasets too), check it and print the data plan "
+                         "with the dry-run output; start nothing")
     ap.add_argument("--resume", action="store_true",
                     help="continue this recipe's latest run (or --run-dir) from its last checkpoint, with the "
                          "run's own recorded recipe")
     ap.add_argument("--run-dir", metavar="DIR", help="with --resume: the run directory to continue")
     ap.add_argument("--skip-preflight", action="store_true",
-                    help="launch even if the preflight (recipe, files, data_tools validate) finds errors")
+                    help="launch even if the preflight (recipe, files, data_tools validate) finds errors, and "
+                         "without loading the data for the plan (a warning names what was not checked)")
     ap.add_argument("-v", "--verbose", action="store_true", help="stream swift's own output")
     ap.add_argument("--keys", nargs="?", const="", metavar="PATTERN",
                     help="list the recipe keys (all of swift sft's, and the toolkit's) matching PATTERN, with help")
@@ -234,7 +239,7 @@ def _main(argv: list[str]) -> int:
         return 2
 
     try:
-        data, pending = builtin.resolve_recipe_refs(recipe.data, materialize=not args.dry_run)
+        data, pending = builtin.resolve_recipe_refs(recipe.data, materialize=not args.dry_run or args.plan)
     except ValueError as e:
         print(f"error: {args.recipe}: {e}", file=sys.stderr)
         return 1
@@ -247,6 +252,12 @@ def _main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 1
         print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
+    plan = None
+    if args.plan or not (args.dry_run or args.resume):
+        plan, code = _data_plan(data, recipe, args)
+        if code:
+            return code
+    args.dry_run = args.dry_run or args.plan
 
     if not args.resume:
         resume_from = None
@@ -264,10 +275,12 @@ def _main(argv: list[str]) -> int:
     print(f"# run directory: {run_dir}")
     print(f"# command:\n{cmd.shell()}")
     if args.dry_run:
+        if plan is None and (data.get("dataset") or data.get("val_dataset")):
+            print("# data plan: made at launch, or now with --plan (it loads the data through swift)")
         return 0
 
     try:
-        _record(run_dir, recipe, args, cmd, resume_from, record)
+        _record(run_dir, recipe, args, cmd, resume_from, record, plan)
     except OSError as e:
         print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
         return 1
@@ -284,6 +297,35 @@ def _main(argv: list[str]) -> int:
         if not say(f"[stop]  resume with: {resume}"):      # stdout's reader left: the terminal still hears it
             say(f"[stop]  resume with: {resume}", file=sys.stderr)
     return code
+
+
+def _data_plan(data: dict, recipe: Recipe, args: argparse.Namespace):
+    """(plan, 0), or (None, exit code) when the data cannot be loaded or has errors; None, 0 when skipped."""
+    entries = [str(e) for k in ("dataset", "val_dataset") for e in data.get(k) or []]
+    if not entries:
+        return None, 0
+    if args.skip_preflight:
+        hub = [e for e in entries if preflight.local_dataset_path(e) is None]
+        what = f"dataset(s) {', '.join(hub)} not loaded or checked" if hub else "the rows not loaded through swift"
+        print(f"warning: --skip-preflight: {what}; no data plan (held-out counts, repeats, leaks unknown)",
+              file=sys.stderr)
+        return None, 0
+    from . import data_plan, swift_data
+    try:
+        plan, findings = data_plan.make(data, recipe.knobs, args.recipe)
+    except (swift_data.DataLoadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None, 1
+    for f in findings:
+        print(f, file=sys.stderr)
+    if any(f.severity == "error" for f in findings):
+        print("error: preflight failed on the loaded rows; fix the above (or pass --skip-preflight to launch anyway)",
+              file=sys.stderr)
+        return None, 1
+    print(data_plan.render(plan), flush=True)
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return plan, 0
 
 
 def _env_int(name: str) -> int | None:
@@ -349,7 +391,7 @@ def _print_node_commands(args: argparse.Namespace, nnodes: int, cmd: SwiftComman
 
 
 def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftCommand,
-            resume_from: Path | None, previous: dict | None) -> None:
+            resume_from: Path | None, previous: dict | None, plan=None) -> None:
     """A new run writes its record; a resume only appends to the record's history."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if resume_from is not None and previous is not None:
@@ -370,6 +412,7 @@ def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftC
         "swift_args": cmd.args,
         "command": cmd.shell(exact=True),
         "versions": stack_versions(),
+        "data_plan": plan.as_dict() if plan is not None else None,
         "created": now,
         "resumed": [],
     }

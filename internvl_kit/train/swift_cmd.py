@@ -84,10 +84,13 @@ def launch_env(data: dict[str, Any], node_rank: int | None = None, master_addr: 
 
 
 def needs_plugin(hf_max_num: bool, data: dict[str, Any], launch: dict[str, str]) -> bool:
-    """The toolkit's swift plugin: for -HF tiling, or DeepSpeed over several processes with no GPU."""
+    """The toolkit's swift plugin: for -HF tiling, `ID@split` dataset views, or DeepSpeed over several
+    processes with no GPU."""
     from .preflight import visible_gpus
+    from .split_views import view_name
     several = int(launch.get("NPROC_PER_NODE", 1)) * int(launch.get("NNODES", 1)) > 1
-    return hf_max_num or bool(data.get("deepspeed") and several and visible_gpus() == 0)
+    views = any(view_name(str(e)) for k in ("dataset", "val_dataset") for e in data.get(k) or [])
+    return hf_max_num or views or bool(data.get("deepspeed") and several and visible_gpus() == 0)
 
 
 def knob_env(knobs: dict[str, int]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""swift external plugin (`--external_plugins`): two fixes swift cannot be told about with a flag.
+"""swift external plugin (`--external_plugins`): what swift cannot be told with a flag.
 
 1. -HF tiling. swift's internvl_chat templates read MAX_NUM (max tiles per image) from the environment;
    its internvl_hf template ignores it and tiles with the processor's own `max_patches`. This sets the
@@ -9,9 +9,13 @@
    not equal to micro_batch_per_gpu * gradient_acc_step * world_size 4 != 4 * 1 * 2"). This gives the
    state the process group's real size and ranks. Only that case is touched: with GPUs accelerate is right.
 
+3. `ID@split` dataset names (internvl_kit/train/split_views.py): one split of a hub dataset. The views the
+   command line names are registered before swift loads its data.
+
 train.py, infer.py and serve add the plugin only when one of these applies.
 """
 import os
+import sys
 
 from swift.template.templates.internvl import InternvlhfTemplate
 
@@ -52,3 +56,12 @@ def _patch_cpu_deepspeed_world() -> None:
 
 if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" or not __import__("torch").cuda.is_available():
     _patch_cpu_deepspeed_world()
+
+
+def _register_split_views() -> None:
+    from internvl_kit.train import split_views
+    split_views.register(split_views.from_argv(sys.argv))
+
+
+_register_split_views()
+

@@ -97,11 +97,42 @@ def demo_data() -> dict[str, Path]:
     return {s: builtin.resolve(f"builtin:demo-shapes:{s}") for s in ("train", "val")}
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None
-            ) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None,
+            unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run one of the entry scripts (train.py, ...) in a subprocess, as a user would."""
+    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env=full)
+
+
+# Fail fast against a stand-in hub that injects faults: one try per request inside the modelscope client.
+FAST_HUB = {"MODELSCOPE_API_MAX_RETRIES": "1", "MODELSCOPE_REPO_TREE_PAGE_MAX_ATTEMPTS": "1",
+            "MODELSCOPE_DOWNLOAD_MAX_RETRIES": "0", "MODELSCOPE_DOWNLOAD_INTRA_CLOUD": "false"}
+
+
+@dataclass
+class DatasetHub:
+    """The stand-in hub serving the generated LaTeX_OCR, and what a process needs to load from it."""
+    hub: object
+    cache: Path
+
+    def env(self, cache: Path | None = None) -> dict[str, str]:
+        guard = str(ROOT / "tests" / "socket_guard")
+        return {"MODELSCOPE_ENDPOINT": self.hub.endpoint, "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+                "MODELSCOPE_CACHE": str(cache or self.cache), "HF_DATASETS_CACHE": str((cache or self.cache) / "hf"),
+                "PYTHONPATH": os.pathsep.join(p for p in (guard, os.environ.get("PYTHONPATH")) if p), **FAST_HUB}
+
+    # the HF offline variables stop modelscope's dataset loader: hub-dataset processes run without them
+    unset = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+@pytest.fixture(scope="session")
+def dataset_hub(tmp_path_factory):
+    from hub_datasets import LATEX_OCR_ID, latex_ocr_files
+    from hub_server import StandInHub
+    with StandInHub({}) as hub:
+        hub.state.add_dataset(LATEX_OCR_ID, latex_ocr_files())
+        yield DatasetHub(hub, tmp_path_factory.mktemp("dataset-cache"))
 
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), "yellow": (230, 200, 20)}

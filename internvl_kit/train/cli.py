@@ -253,7 +253,7 @@ def _main(argv: list[str]) -> int:
             return 1
         print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
     plan = None
-    if args.plan or not (args.dry_run or args.resume):
+    if not args.resume and (args.plan or args.skip_preflight or not args.dry_run):
         plan, code = _data_plan(data, recipe, args)
         if code:
             return code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -132,6 +133,37 @@ def _translate(e: Exception, entry: str, hf: bool, subsets: list[str] | None) ->
     return DataLoadError(f"{entry}: swift cannot load it: {name}: {text[:240]}")
 
 
+def _broken_downloads(since: float) -> list[tuple[str, bytes]]:
+    """modelscope's dataset downloader stores a hub error reply (a 500's JSON body) as the parquet file it
+    asked for, and every later load then fails on that cached file. Remove such downloads made since
+    `since`; return (file, reply) for each."""
+    from modelscope.hub.utils.utils import get_cache_dir
+    from urllib.parse import parse_qs, urlparse
+    found = []
+    for meta in (Path(get_cache_dir()) / "datasets" / "downloads").glob("*.json"):
+        blob = meta.with_suffix("")
+        try:
+            if meta.stat().st_mtime < since - 1 or not blob.is_file():
+                continue
+            url = json.loads(meta.read_text()).get("url", "")
+            wanted = (parse_qs(urlparse(url).query).get("FilePath") or [urlparse(url).path])[0]
+            if not wanted.endswith(".parquet"):
+                continue
+            with open(blob, "rb") as f:
+                head = f.read(4)
+                f.seek(max(0, blob.stat().st_size - 4))
+                tail = f.read(4)
+            if head == tail == b"PAR1":
+                continue
+            reply = blob.read_bytes()[:200]
+            for p in (blob, meta, Path(str(blob) + ".lock")):
+                p.unlink(missing_ok=True)
+            found.append((wanted, reply))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _meta(syntax, hf: bool):
     """swift's load_dataset's own lookup: a registered dataset name, else the id's registration, else defaults."""
     from swift.dataset import DATASET_MAPPING
@@ -173,6 +205,7 @@ def load_entry(entry: str, data: dict[str, Any]) -> Entry:
     source = "local" if os.path.isdir(syntax.dataset) else ("Hugging Face" if hf else "ModelScope")
     revision = meta.hf_revision if hf else meta.ms_revision
     parts = []
+    started = time.time()
     with _quiet_swift():
         for subset in subsets:
             for split in subset.split:
@@ -182,6 +215,13 @@ def load_entry(entry: str, data: dict[str, Any]) -> Entry:
                 except DataLoadError:
                     raise
                 except Exception as e:  # noqa: BLE001 - the hub client, datasets and swift raise anything
+                    broken = _broken_downloads(started)
+                    if broken:
+                        name, reply = broken[0]
+                        shown = " ".join(reply.decode("utf-8", "replace").split())[:120]
+                        raise DataLoadError(f"{entry}: the {source} hub at {_endpoint(hf)} sent an error reply "
+                                            f"instead of {name} ({shown!r}); the broken download was removed from "
+                                            f"the cache and nothing was launched; fix: retry") from None
                     raise _translate(e, entry, hf, wanted) from None
                 parts.append(Part(subset.name, split, ds))
     return Entry(entry, syntax.dataset, source, syntax.dataset_sample, parts)

@@ -82,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.serve:
             from .serve import serve
             return serve(info, adapter, args.host, args.port, args.media_dir)
-        if args.prompt or args.image:
+        if args.prompt:
             return _single(info, adapter, args)
+        if args.image:
+            print("error: --image needs --prompt (the question to ask about it)", file=sys.stderr)
+            return 2
         from ..train.preflight import local_dataset_path
         if args.dataset and local_dataset_path(args.dataset) is not None:
             return _dataset(info, adapter, args, Path(args.dataset), str(Path(args.dataset).resolve()))

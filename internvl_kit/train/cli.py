@@ -25,6 +25,8 @@ EPILOG = """examples:
   python train.py recipes/tiny-demo.yaml --lora_rank 16 --dry-run   # swift's own flag style works too
   python train.py recipes/tiny-demo.yaml '~max_steps' --dry-run      # delete a key (a no-op if unset)
   python train.py recipes/tiny-demo.yaml --resume             # continue the latest run from its checkpoint
+  python train.py recipes/internvl3_5-8b-latex-ocr.yaml --plan  # load the data through swift, print the data plan
+  python train.py recipes/internvl3_5-8b-latex-ocr-heldout.yaml # hub data by split: AI-ModelScope/LaTeX_OCR@train
   python train.py --keys lora                                 # every recipe key matching 'lora', with its help
   python train.py recipes/internvl3_5-8b-latex-ocr.yaml model=OpenGVLab/InternVL3_5-8B-HF --dry-run
                                                               # the -HF route: the model picks model_type/template

@@ -81,7 +81,8 @@ class _Rows:
 
     def __init__(self, data: dict[str, Any], knobs: dict[str, int]):
         from data_tools import context
-        from data_tools.validate import Validator
+        from data_tools.validate import ERRORS, Validator
+        self.error_codes = ERRORS
         self.setup = context.make(model=data.get("model"), template=data.get("template"),
                                   max_length=data.get("max_length"), max_num=knobs.get("max_num"),
                                   input_size=knobs.get("input_size"))
@@ -103,10 +104,10 @@ class _Rows:
         for code, message in codes:
             if code == "missing-tags":          # swift's preprocessors put the image first: their convention
                 continue
-            from data_tools.validate import ERRORS
-            self.errors += code in ERRORS
+            error = code in self.error_codes
+            self.errors += error
             if report and len(self.findings) < MAX_ROW_FINDINGS:
-                self.findings.append(Finding("error" if code in ERRORS else "warning", where, f"{code}: {message}"))
+                self.findings.append(Finding("error" if error else "warning", where, f"{code}: {message}"))
         return key
 
 

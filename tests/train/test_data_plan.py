@@ -76,3 +76,23 @@ def test_split_views_are_swift_datasets_and_leave_the_plain_id_alone():
         split_views.register(["AI-ModelScope/LaTeX_OCR@testing"])
     assert split_views.from_argv(["swift", "sft", "--dataset", "a/b@test", "c/d", "--val_dataset", "a/b@validation",
                                   "--lr", "x@y"]) == ["a/b@test", "a/b@validation"]
+
+
+def test_loaded_rows_go_through_data_tools_checks_with_images_as_bytes(tiny_model, tmp_path):
+    import io
+    from internvl_kit.train import data_plan
+    rows = data_plan._Rows({"model": str(tiny_model), "template": "internvl_hf", "max_length": 4096}, {})
+    buf = io.BytesIO()
+    Image.new("RGB", (900, 300)).save(buf, format="PNG")
+    good = {"messages": [{"role": "user", "content": "Read it."}, {"role": "assistant", "content": "x"}],
+            "images": [{"bytes": buf.getvalue(), "path": "a.png"}]}
+    key = rows.see(good, "hub row", report=True)
+    small = io.BytesIO()
+    Image.new("RGB", (30, 30)).save(small, format="PNG")
+    one_tile = rows.see({**good, "images": [{"bytes": small.getvalue(), "path": "s.png"}]}, "hub row", report=True)
+    assert rows.errors == 0 and rows.findings == []
+    assert rows.totals[key] > rows.totals[one_tile]                 # tiles taken from the size in the bytes
+    bad = {**good, "images": [{"bytes": b"not an image", "path": "b.png"}]}
+    rows.see(bad, "hub row", report=True)
+    (finding,) = rows.findings
+    assert rows.errors == 1 and finding.severity == "error" and "image-bad" in finding.message

@@ -118,7 +118,8 @@ class DatasetHub:
 
     def env(self, cache: Path | None = None) -> dict[str, str]:
         guard = str(ROOT / "tests" / "socket_guard")
-        return {"MODELSCOPE_ENDPOINT": self.hub.endpoint, "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+        return {"MODELSCOPE_ENDPOINT": self.hub.endpoint, "HF_ENDPOINT": self.hub.endpoint,
+                "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
                 "MODELSCOPE_CACHE": str(cache or self.cache), "HF_DATASETS_CACHE": str((cache or self.cache) / "hf"),
                 "PYTHONPATH": os.pathsep.join(p for p in (guard, os.environ.get("PYTHONPATH")) if p), **FAST_HUB}
 
@@ -131,7 +132,9 @@ def dataset_hub(tmp_path_factory):
     from hub_datasets import LATEX_OCR_ID, latex_ocr_files
     from hub_server import StandInHub
     with StandInHub({}) as hub:
-        hub.state.add_dataset(LATEX_OCR_ID, latex_ocr_files())
+        files = latex_ocr_files()
+        hub.state.add_dataset(LATEX_OCR_ID, files)
+        hub.state.add_dataset("linxy/LaTeX_OCR", files)      # swift's Hugging Face id for it
         yield DatasetHub(hub, tmp_path_factory.mktemp("dataset-cache"))
 
 

@@ -1,9 +1,13 @@
-"""A stand-in ModelScope hub on 127.0.0.1 for the push tests.
+"""A stand-in ModelScope hub on 127.0.0.1 for the push and dataset tests (datasets also on its Hugging Face side).
 
 It answers the calls the real `modelscope` client makes to create a repo, upload (LFS batch, blob
 PUT, commit) and read back (file list, raw file), stores what was pushed so tests can compare it,
 and injects faults on request: 5xx on blob PUT or commit, a dropped connection on either, refused
 tokens and 403 for repos of another owner. Request shapes: shared/reference/modelscope-hub-protocol.md.
+
+Datasets (`state.add_dataset`) are served on both sides: to modelscope's `MsDataset.load` (/api/v1/datasets/...,
+faults `parquet_5xx` / `parquet_drop`) and, under the same ids, to `datasets.load_dataset` through HF_ENDPOINT
+(/api/datasets/{id}/revision|tree/..., /datasets/{id}/resolve/{rev}/{path}).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
 PRIVATE, INTERNAL, PUBLIC = 1, 3, 5
+HF_SHA = "5" * 40          # the one revision the Hugging Face side serves
 
 
 @dataclass
@@ -62,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # ---------------------------------------------------------------- helpers
-    def _send(self, status: int, body: object = None, raw: bytes | None = None, headers: dict | None = None):
+    def _send(self, status: int, body: object = None, raw: bytes | None = None, headers: dict | None = None,
+              head: bool = False):
         data = raw if raw is not None else json.dumps(body if body is not None else {}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
@@ -70,7 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        if not head:                                  # a reply to HEAD has the headers only
+            self.wfile.write(data)
 
     def _ok(self, data: object = None, headers: dict | None = None):
         self._send(200, {"Code": 200, "Success": True, "Message": "success", "Data": data}, headers=headers)
@@ -207,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"Message": "not here"})
         if path.startswith("/api/v1/datasets/"):
             return self._dataset_get(path, q)
+        if path.startswith(("/api/datasets/", "/datasets/")):
+            return self._hf_dataset(unquote(path), q)
         repo_id = self._repo_id(path)
         if not repo_id:
             return self._send(404, {"Code": 404, "Message": f"no route GET {path}"})
@@ -234,7 +243,45 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):  # noqa: N802
         url = urlparse(self.path)
         self.state.log.append(f"HEAD {url.path}")
+        if url.path.startswith("/datasets/"):
+            return self._hf_dataset(unquote(url.path), parse_qs(url.query), head=True)
         self._dataset_get(url.path, parse_qs(url.query), head=True)
+
+    def _hf_dataset(self, path: str, q: dict, head: bool = False) -> None:
+        """The Hugging Face side (HF_ENDPOINT), what `datasets.load_dataset` reads: repo info at a revision,
+        the tree, and files under /resolve/. One revision, the same files as the ModelScope side."""
+        api = re.match(r"^/api/datasets/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)/?(.*))?$", path)
+        raw = re.match(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
+        repo_id = (api or raw).group(1) if (api or raw) else ""
+        ds = self.state.datasets.get(repo_id)
+        if ds is None:
+            return self._send(404, {"error": f"Repository {repo_id} not found"},
+                              headers={"X-Error-Code": "RepoNotFound"}, head=head)
+        if raw:
+            fp = raw.group(3)
+            if fp not in ds.files:
+                return self._send(404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"},
+                                  head=head)
+            body = ds.files[fp]
+            return self._send(200, raw=body, head=head,
+                              headers={"ETag": '"' + hashlib.sha1(body).hexdigest() + '"', "X-Repo-Commit": HF_SHA})
+        if api.group(2) != "tree":
+            return self._send(200, {"id": repo_id, "sha": HF_SHA, "private": False, "cardData": {},
+                                    "siblings": [{"rfilename": f} for f in sorted(ds.files)]})
+        root, recursive = api.group(4).strip("/"), q.get("recursive", ["false"])[0].lower() == "true"
+        entries, dirs = [], set()
+        for f, b in sorted(ds.files.items()):
+            if root and not f.startswith(root + "/"):
+                continue
+            rel = f[len(root) + 1:] if root else f
+            if "/" in rel and not recursive:
+                d = (root + "/" if root else "") + rel.split("/")[0]
+                if d not in dirs:
+                    dirs.add(d)
+                    entries.append({"type": "directory", "path": d, "oid": HF_SHA})
+                continue
+            entries.append({"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()})
+        self._send(200, entries)
 
     def _dataset_get(self, path: str, q: dict, head: bool = False) -> None:
         """What `MsDataset.load` reads: repo info, the file tree (by numeric id), revisions, raw files."""
@@ -247,7 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = "/".join(parts[:2])
             ds, rest = self.state.datasets.get(repo_id), parts[2:]
         if ds is None:
-            return self._send(404, {"Code": 10010205001, "Message": f"dataset {repo_id or parts[0]} not found"})
+            return self._send(404, {"Code": 10010205001, "Message": f"dataset {repo_id or parts[0]} not found"},
+                              head=head)
         if not rest:
             ns, name = repo_id.split("/")
             return self._ok({"Id": ds.id, "Type": 4, "Namespace": ns, "Name": name, "Visibility": PUBLIC})
@@ -275,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rest == ["repo"]:
             fp = unquote(q.get("FilePath", [""])[0])
             if fp not in ds.files:
-                return self._send(404, {"Message": f"file {fp} not found"})
+                return self._send(404, {"Message": f"file {fp} not found"}, head=head)
             if fp.endswith(".parquet") and not head:
                 if self.state.fire("parquet_drop"):
                     self.close_connection = True
@@ -284,15 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if self.state.fire("parquet_5xx"):
                     return self._send(500, {"Message": "injected parquet failure"})
             body = ds.files[fp]
-            etag = {"ETag": '"' + hashlib.sha256(body).hexdigest() + '"'}
-            if head:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", etag["ETag"])
-                self.end_headers()
-                return
-            return self._send(200, raw=body, headers=etag)
-        self._send(404, {"Code": 404, "Message": f"no route GET {path}"})
+            return self._send(200, raw=body, headers={"ETag": '"' + hashlib.sha256(body).hexdigest() + '"'}, head=head)
+        self._send(404, {"Code": 404, "Message": f"no route GET {path}"}, head=head)
 
 
 class StandInHub:

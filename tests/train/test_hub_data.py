@@ -149,3 +149,18 @@ def test_skip_preflight_says_the_hub_dataset_was_not_checked(tmp_path):
             in out.stderr)
     plain = run_cli("train.py", HEADLINE, "--dry-run", f"output_dir={tmp_path}")
     assert plain.returncode == 0 and "# data plan: made at launch, or now with --plan" in plain.stdout
+
+
+def test_the_hugging_face_route_plans_the_same_rows(dataset_hub, tmp_path):
+    """use_hf: swift loads through `datasets` from HF_ENDPOINT (the stand-in's Hugging Face side)."""
+    out = _run(dataset_hub, "train.py", HEADLINE, *ROUTES["internvl3_5"], *CPU, "use_hf=true", "--plan",
+               f"output_dir={tmp_path}", cache=tmp_path / "cache")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[Hugging Face]" in out.stdout and "1,338 rows, 1,338 distinct" in out.stdout
+    assert "13 rows held out" in out.stdout
+    views = _run(dataset_hub, "train.py", HELDOUT, *ROUTES["internvl3_5"], *CPU, "use_hf=true", "--plan",
+                 f"output_dir={tmp_path}", cache=tmp_path / "cache")
+    assert views.returncode == 0, views.stderr[-3000:]
+    assert "human_handwrite/train                1,200 rows" in views.stdout and "68 rows held out" in views.stdout
+    served = [line for line in dataset_hub.hub.state.log if line.startswith(("GET /datasets/", "HEAD /datasets/"))]
+    assert any("linxy/LaTeX_OCR/resolve/" in line and "test-00000" not in line for line in served)

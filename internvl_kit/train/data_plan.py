@@ -203,8 +203,10 @@ def _warnings(plan: Plan, data: dict[str, Any], epochs: float) -> list[str]:
     if plan.held_out_from and plan.held_out < MIN_HELD_OUT:
         how = (f"split_dataset_ratio {swift_data.setting(data, 'split_dataset_ratio')} of the loaded rows, taken "
                f"before the #N sampling" if plan.held_out_from == "split_dataset_ratio" else "val_dataset")
+        fix = "a larger val_dataset" if plan.held_out_from == "val_dataset" else \
+            "a larger split_dataset_ratio, or a val_dataset"
         out.append(f"only {plan.held_out} row(s) held out for evaluation ({how}): eval loss and scores on so few "
-                   f"are noise; hold out at least {MIN_HELD_OUT} (a larger split_dataset_ratio, or a val_dataset)")
+                   f"are noise; hold out at least {MIN_HELD_OUT} ({fix})")
     elif not plan.held_out_from:
         out.append("no rows are held out (split_dataset_ratio 0, no val_dataset): nothing is evaluated during "
                    "training, and `python infer.py RUN` has no held-out rows to score")

@@ -49,12 +49,14 @@ def format_value(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+def _as_typed(value: Any, prop: dict[str, Any]) -> Any:
+    """An integer key's value as swift's int() parser takes it: JSON Schema counts 8.0 and 1e3 as integers,
+    YAML reads them as floats, and str() would hand swift `8.0` / `1000.0`."""
+    types = prop.get("type")
+    integer = types == "integer" or isinstance(types, list) and "integer" in types and "number" not in types
+    if integer and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def free_port() -> int:
@@ -105,12 +107,14 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
     keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS
                     and k not in ("output_dir", "add_version", "external_plugins")), key=order.index)
     args: list[str] = []
+    props = schema()["properties"]
     for k in keys:
         if data[k] is None:
             continue
-        values = format_value(data[k])
-        if len(values) == 1 and values[0].startswith("-") and not _is_number(values[0]):
-            args.append(f"--{k}={values[0]}")        # one argv item: `--system -x` would read -x as a flag
+        values = format_value(_as_typed(data[k], props.get(k, {})))
+        if len(values) == 1 and values[0].startswith("-"):
+            # one argv item: argparse reads `-x` and `-1e-08` (not `-1`) after a flag as another flag
+            args.append(f"--{k}={values[0]}")
         else:
             args += [f"--{k}"] + values
     # The toolkit names the run directory itself, so resume/infer/export can find it.

@@ -66,3 +66,18 @@ print('TILES', enc['pixel_values'].shape[0], len(enc['input_ids']))
     assert without[0] == 5                      # 4:1 image, processor default 12 -> 4 tiles + thumbnail
     assert with_plugin[0] == 3                  # MAX_NUM=2 -> 2 tiles + thumbnail
     assert without[1] - with_plugin[1] == 2 * 4  # 4 image tokens per tile
+
+
+def test_integral_floats_and_negative_exponents_reach_swifts_parser_as_written(sft_parser, tmp_path):
+    """lora_rank 8.0 / 1e3 (integers to JSON Schema, floats to YAML) and adam_epsilon -1e-8 (argparse reads
+    `-1e-08` after a flag as another flag): swift's own parser must take the argv and see the values."""
+    parser, _ = sft_parser
+    r = load_recipe(ROOT / "recipes/tiny-demo.yaml", ["lora_rank=8.0", "lora_alpha=1e3", "adam_epsilon=-1e-8",
+                                                      "seed=-3"])
+    data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
+    cmd = sft_command(r, data, tmp_path / "run")
+    assert "--lora_rank" in cmd.args and cmd.args[cmd.args.index("--lora_rank") + 1] == "8"
+    assert "--adam_epsilon=-1e-08" in cmd.args
+    parsed, remaining = parser.parse_known_args(cmd.args)
+    assert remaining == []
+    assert (parsed.lora_rank, parsed.lora_alpha, parsed.adam_epsilon, parsed.seed) == (8, 1000, -1e-8, -3)

@@ -149,6 +149,9 @@ def _environment_wins(recipe: Recipe) -> list[str]:
             number = int(value)
         except ValueError:
             raise SystemExit(f"error: {var}={value!r} in the environment is not an integer") from None
+        problem = _out_of_bounds(number, _knob_schema(knob))
+        if problem:
+            raise SystemExit(f"error: {var}={number} in the environment: {problem} (as internvl.{knob} in a recipe)")
         if knobs.get(knob) != number:
             notes.append(f"{var}={number} from the environment wins over internvl.{knob}: {knobs.get(knob, 'unset')}")
         knobs[knob] = number
@@ -166,6 +169,22 @@ def _environment_wins(recipe: Recipe) -> list[str]:
                 notes.append(f"{var}={number} from the environment wins over {key}: {recipe.data.get(key, 1)}")
             recipe.data[key] = number
     return notes
+
+
+def _knob_schema(knob: str) -> dict:
+    from ..recipe.schema import schema
+    return schema()["properties"]["internvl"]["properties"].get(knob, {})
+
+
+def _out_of_bounds(number: int, prop: dict) -> str | None:
+    """The schema's bounds for a tiling knob, which a value from the environment must meet as a recipe's does."""
+    if "minimum" in prop and number < prop["minimum"]:
+        return f"must be >= {prop['minimum']}"
+    if "maximum" in prop and number > prop["maximum"]:
+        return f"must be <= {prop['maximum']}"
+    if "multipleOf" in prop and number % prop["multipleOf"]:
+        return f"must be a multiple of {prop['multipleOf']}"
+    return None
 
 
 def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]:
@@ -266,7 +285,11 @@ def _main(argv: list[str]) -> int:
         run_dir = runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
     master_addr = args.master_addr or os.environ.get("MASTER_ADDR")
     node_rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
-    launch_vars = launch_env(data, node_rank, master_addr, args.master_port or _env_int("MASTER_PORT"))
+    env_port = _env_int("MASTER_PORT")
+    if args.master_port is None and env_port is not None and not 1 <= env_port <= 65535:
+        print(f"error: MASTER_PORT={env_port} in the environment must be a TCP port (1-65535)", file=sys.stderr)
+        return 2
+    launch_vars = launch_env(data, node_rank, master_addr, args.master_port or env_port)
     cmd = sft_command(recipe, data, run_dir, resume_from, launch_vars)
     if int(data.get("nnodes", 1)) > 1 and node_rank is None:
         return _print_node_commands(args, int(data["nnodes"]), cmd)

@@ -111,3 +111,14 @@ def test_format_value():
     assert format_value(["a", "b"]) == ["a", "b"]
     assert format_value(1e-4) == ["0.0001"] and format_value(8) == ["8"]
     assert json.loads(format_value({"b": 1, "a": 2})[0]) == {"a": 2, "b": 1}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MAX_NUM": "0"}, "MAX_NUM=0 in the environment: must be >= 1"),
+    ({"INPUT_SIZE": "50"}, "INPUT_SIZE=50 in the environment: must be a multiple of 28"),
+    ({"VIDEO_SEGMENTS": "9999"}, "VIDEO_SEGMENTS=9999 in the environment: must be <= 512"),
+    ({"MASTER_PORT": "99999"}, "MASTER_PORT=99999 in the environment must be a TCP port (1-65535)"),
+])
+def test_environment_knobs_meet_the_schemas_bounds(env, message, tmp_path):
+    out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", env=env)
+    assert out.returncode in (1, 2) and message in out.stderr and "Traceback" not in out.stderr

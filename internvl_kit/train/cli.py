@@ -194,7 +194,11 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
     else:
         located = load_recipe(args.recipe, args.overrides)
         output_dir = builtin.resolve_recipe_refs(located.data, materialize=False)[0].get("output_dir", "output")
-        run = runs.find_resumable(output_dir, located.name)
+        run, others = runs.find_resumable(output_dir, located.name, args.recipe)
+        if run is None and others:
+            raise SystemExit(f"error: --resume: the run(s) of {located.name!r} under {output_dir} were started from "
+                             f"another recipe file ({runs.read_record(others[0]).get('recipe_file')}, run {others[0]}), "
+                             f"not {Path(args.recipe).resolve()}; pass --run-dir to continue one of them anyway")
         if run is None:
             raise SystemExit(f"error: --resume: no run of {located.name!r} with a checkpoint under {output_dir}; "
                              f"start one without --resume")
@@ -204,6 +208,11 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
     ckpt = runs.last_checkpoint(run)
     if ckpt is None:
         raise SystemExit(f"error: --resume: {run} has no complete checkpoint (checkpoint-N/trainer_state.json)")
+    state = runs.read_record(ckpt, "trainer_state.json") or {}
+    done, total = state.get("global_step"), state.get("max_steps")
+    if isinstance(done, int) and isinstance(total, int) and 0 < total <= done:
+        raise SystemExit(f"error: --resume: {run} already finished ({done}/{total} steps, {ckpt.name}); "
+                         f"resuming would train past its end. Start a new run to train more")
     recipe = Recipe(path=Path(record["recipe_file"]), data=dict(record["recipe"]),
                     overrides=list(record.get("overrides", [])), chain=[Path(p) for p in record.get("recipe_chain", [])])
     if args.overrides:

@@ -52,23 +52,32 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
+def read_record(run_dir: Path, name: str = RUN_RECORD) -> dict[str, Any] | None:
+    """A JSON object the run (or a checkpoint) holds, or None when it is missing, unreadable or not an object."""
     try:
-        return json.loads((run_dir / RUN_RECORD).read_text(encoding="utf-8"))
+        data = json.loads((run_dir / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
-def find_resumable(output_dir: str | Path, recipe_name: str) -> Path | None:
-    """The most recent run of this recipe under output_dir that has a checkpoint."""
+def find_resumable(output_dir: str | Path, recipe_name: str, recipe_file: str | Path
+                   ) -> tuple[Path | None, list[Path]]:
+    """The most recent run of this recipe file under output_dir that has a checkpoint, and the runs of
+    recipes with the same name from other files (a name alone does not say which recipe a run is)."""
     root = Path(output_dir).resolve()
+    wanted = str(Path(recipe_file).resolve())
     candidates = [root] + sorted((p for p in root.glob(f"{recipe_name}-*") if p.is_dir()),
                                  key=lambda p: p.stat().st_mtime, reverse=True)
+    others = []
     for run in candidates:
         rec = read_record(run)
-        if rec and rec.get("recipe_name") == recipe_name and last_checkpoint(run):
-            return run
-    return None
+        if not (rec and rec.get("recipe_name") == recipe_name and last_checkpoint(run)):
+            continue
+        if rec.get("recipe_file") == wanted:
+            return run, others
+        others.append(run)
+    return None, others
 
 
 def write_record(run_dir: Path, record: dict[str, Any], resolved_recipe: dict[str, Any], shell: str) -> None:

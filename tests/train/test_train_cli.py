@@ -122,3 +122,34 @@ def test_format_value():
 def test_environment_knobs_meet_the_schemas_bounds(env, message, tmp_path):
     out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", env=env)
     assert out.returncode in (1, 2) and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_resume_continues_only_a_run_of_the_same_recipe_file(tmp_path):
+    """Two recipes can share a name (tiny-demo.yaml in two folders): the name alone must not pick the run."""
+    from internvl_kit.train import run_dir as runs
+    own, other = ROOT / DEMO, tmp_path / "elsewhere" / "tiny-demo.yaml"
+    out = tmp_path / "out"
+    for name, recipe_file in (("tiny-demo-20260101-000000", other), ("tiny-demo-20260101-000001", own)):
+        (out / name / "checkpoint-1").mkdir(parents=True)
+        (out / name / "checkpoint-1" / "trainer_state.json").write_text("{}")
+        (out / name / "run.json").write_text(json.dumps({"recipe_name": "tiny-demo",
+                                                         "recipe_file": str(recipe_file)}))
+    (out / "tiny-demo-20260101-000001").touch()
+    assert runs.find_resumable(out, "tiny-demo", DEMO)[0] == (out / "tiny-demo-20260101-000001").resolve()
+    (out / "tiny-demo-20260101-000001" / "run.json").unlink()
+    found, others = runs.find_resumable(out, "tiny-demo", DEMO)
+    assert found is None and others == [(out / "tiny-demo-20260101-000000").resolve()]
+    res = run_cli("train.py", DEMO, "--resume", f"output_dir={out}")
+    assert res.returncode == 1 and "were started from another recipe file" in res.stderr
+    assert str(other) in res.stderr and "--run-dir" in res.stderr
+
+
+def test_resuming_a_finished_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint-40").mkdir(parents=True)
+    (run / "checkpoint-40" / "trainer_state.json").write_text(json.dumps({"global_step": 40, "max_steps": 40}))
+    r = load_recipe(ROOT / DEMO)
+    (run / "run.json").write_text(json.dumps({"recipe_name": "tiny-demo", "recipe_file": str(ROOT / DEMO),
+                                              "recipe": r.data, "overrides": []}))
+    out = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run))
+    assert out.returncode == 1 and "already finished (40/40 steps, checkpoint-40)" in out.stderr

@@ -282,16 +282,20 @@ def _main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 1
         print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
+    if not args.resume:
+        resume_from = None
+        run_dir = runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
+        if (run_dir / runs.RUN_RECORD).exists() or runs.checkpoints(run_dir):
+            print(f"error: add_version is false and output_dir {run_dir} already holds a run (run.json or "
+                  f"checkpoints): a new run would overwrite its record; continue it with `--resume --run-dir "
+                  f"{run_dir}`, or set another output_dir", file=sys.stderr)
+            return 1
     plan = None
     if not args.resume and (args.plan or args.skip_preflight or not args.dry_run):
         plan, code = _data_plan(data, recipe, args)
         if code:
             return code
     args.dry_run = args.dry_run or args.plan
-
-    if not args.resume:
-        resume_from = None
-        run_dir = runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
     master_addr = args.master_addr or os.environ.get("MASTER_ADDR")
     node_rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
     env_port = _env_int("MASTER_PORT")

@@ -153,3 +153,11 @@ def test_resuming_a_finished_run_is_refused(tmp_path):
                                               "recipe": r.data, "overrides": []}))
     out = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run))
     assert out.returncode == 1 and "already finished (40/40 steps, checkpoint-40)" in out.stderr
+
+
+def test_add_version_false_never_writes_over_an_existing_run(tmp_path):
+    (tmp_path / "checkpoint-5").mkdir()
+    (tmp_path / "run.json").write_text('{"resumed": [{"from": "x"}]}')
+    out = run_cli("train.py", DEMO, "add_version=false", f"output_dir={tmp_path}")
+    assert out.returncode == 1 and "already holds a run" in out.stderr and "--resume --run-dir" in out.stderr
+    assert (tmp_path / "run.json").read_text() == '{"resumed": [{"from": "x"}]}'

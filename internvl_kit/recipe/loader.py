@@ -38,7 +38,10 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_file(path: Path, stack: list[Path], problems: list[Problem], res: Resolved) -> dict[str, Any]:
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (RuntimeError, OSError) as e:          # a symlink loop (RuntimeError before Python 3.13)
+        raise RecipeError([Problem(str(path), None, "", f"cannot read: {e}")]) from None
     if path in stack:
         cycle = " -> ".join(str(p) for p in stack[stack.index(path):] + [path])
         problems.append(Problem(str(stack[-1]), None, "extends", f"inheritance cycle: {cycle}"))

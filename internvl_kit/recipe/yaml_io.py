@@ -8,6 +8,7 @@ that are not strings (`on:` is a boolean in YAML 1.1; `123:` an int). The text i
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,29 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     """Return (mapping, key path -> line). Raises RecipeError naming the file and line."""
     src = str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise RecipeError([Problem(src, None, "", f"{path.stat().st_size:,} bytes: a recipe is at most "
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):          # /dev/zero would never end, a FIFO would wait for a writer
+            raise RecipeError([Problem(src, None, "", "not a regular file (a device, FIFO or socket); a recipe is "
+                                                      "a YAML file")])
+        if st.st_size > MAX_BYTES:
+            raise RecipeError([Problem(src, None, "", f"{st.st_size:,} bytes: a recipe is at most "
                                                        f"{MAX_BYTES:,}; is this the right file?")])
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)          # bounded: a size of 0 (/proc files) says nothing
+        if len(raw) > MAX_BYTES:
+            raise RecipeError([Problem(src, None, "", f"more than {MAX_BYTES:,} bytes: is this the right file?")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RecipeError([Problem(src, None, "", "file not found")]) from None
     except IsADirectoryError:
         raise RecipeError([Problem(src, None, "", "is a directory, not a recipe file")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError([Problem(src, None, "", f"cannot read: {e}")]) from None
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)                    # its reader refuses NUL and other control characters
         node = loader.get_single_node()
         problems: list[Problem] = []
         lines: dict[KeyPath, int] = {}
@@ -109,12 +121,17 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(e, "problem", None) or str(e)
+        if isinstance(e, yaml.reader.ReaderError):         # a control character: no mark, a position
+            line = text.count("\n", 0, e.position) + 1
+            char = chr(e.character) if isinstance(e.character, int) else e.character
+            what = f"character {char!r} is not allowed in YAML; fix: remove it"
         raise RecipeError([Problem(src, line, "", f"invalid YAML: {what}")]) from None
     except RecursionError:
         raise RecipeError([Problem(src, None, "", f"nested too deeply to read (at most {MAX_DEPTH} levels)")]) \
             from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):

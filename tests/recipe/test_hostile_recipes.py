@@ -139,3 +139,27 @@ def test_a_value_starting_with_a_dash_stays_one_argv_item():
     r = load_recipe(ROOT / DEMO, ["system=--neftune_noise_alpha 5"])
     cmd = sft_command(r, r.data, Path("/tmp/run"))
     assert "--system=--neftune_noise_alpha 5" in cmd.args and "--neftune_noise_alpha" not in cmd.args
+
+
+def _special_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"description: fine\nmodel: a\x00b\n")
+    environ = tmp_path / "environ.yaml"
+    environ.write_text("extends: /proc/self/environ\n")
+    return {"/dev/zero": (Path("/dev/zero"), "not a regular file (a device, FIFO or socket)"),
+            "fifo": (fifo, "not a regular file (a device, FIFO or socket)"),
+            "symlink loop": (loop, "cannot read: Symlink loop"),
+            "NUL": (nul, f"{nul}:2: invalid YAML: character '\\x00' is not allowed in YAML; fix: remove it"),
+            "extends /proc/self/environ": (environ, "invalid YAML: character '\\x00' is not allowed")}
+
+
+@pytest.mark.parametrize("case", ["/dev/zero", "fifo", "symlink loop", "NUL", "extends /proc/self/environ"])
+def test_special_files_as_recipes_fail_at_once_with_the_reason(case, tmp_path):
+    path, message = _special_paths(tmp_path)[case]
+    out, cpu = _train(str(path), "--dry-run")
+    assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and cpu < LIMIT_S

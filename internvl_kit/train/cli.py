@@ -205,6 +205,13 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
     record = runs.read_record(run)
     if not record or "recipe" not in record:
         raise SystemExit(f"error: --resume: {run} has no run.json with a recorded recipe (was it started by train.py?)")
+    shapes = {"recipe": (dict, "a mapping"), "recipe_file": (str, "a path"), "overrides": (list, "a list of strings"),
+              "recipe_chain": (list, "a list of strings"), "resumed": (list, "a list")}
+    for key, (kind, wanted) in shapes.items():
+        value = record.get(key, kind())
+        if not isinstance(value, kind) or wanted == "a list of strings" and not all(isinstance(v, str) for v in value):
+            raise SystemExit(f"error: --resume: {run / runs.RUN_RECORD} is damaged: {key} is {value!r:.80}, expected "
+                             f"{wanted}; restore it, or start a new run")
     ckpt = runs.last_checkpoint(run)
     if ckpt is None:
         raise SystemExit(f"error: --resume: {run} has no complete checkpoint (checkpoint-N/trainer_state.json)")

@@ -161,3 +161,17 @@ def test_add_version_false_never_writes_over_an_existing_run(tmp_path):
     out = run_cli("train.py", DEMO, "add_version=false", f"output_dir={tmp_path}")
     assert out.returncode == 1 and "already holds a run" in out.stderr and "--resume --run-dir" in out.stderr
     assert (tmp_path / "run.json").read_text() == '{"resumed": [{"from": "x"}]}'
+
+
+@pytest.mark.parametrize("damage", [{"recipe": "lora_rank: 8"}, {"overrides": "lora_rank=8"},
+                                    {"recipe_chain": [1, 2]}, {"resumed": {}}])
+def test_a_hand_edited_run_record_with_wrong_types_is_named_on_resume(damage, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint-4").mkdir(parents=True)
+    (run / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4, "max_steps": 40}))
+    record = {"recipe_name": "tiny-demo", "recipe_file": str(ROOT / DEMO), "recipe": load_recipe(ROOT / DEMO).data,
+              "overrides": [], "recipe_chain": [], "resumed": [], **damage}
+    (run / "run.json").write_text(json.dumps(record))
+    out = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run))
+    (key,) = damage
+    assert out.returncode == 1 and f"run.json is damaged: {key} is" in out.stderr and "Traceback" not in out.stderr

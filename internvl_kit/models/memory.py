@@ -14,6 +14,7 @@ A first-order model, calibrated on the published points (tests/models/test_memor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .family import Size
@@ -45,13 +46,35 @@ class Setup:
     @classmethod
     def from_recipe(cls, data: dict[str, Any], gpus: int | None = None) -> "Setup":
         return cls(gpus=gpus or int(data.get("nproc_per_node", 1)) * int(data.get("nnodes", 1)),
-                   max_length=int(data.get("max_length", 4096)),
+                   max_length=int(data.get("max_length") or 4096),     # unset: swift takes the model's own
                    batch=int(data.get("per_device_train_batch_size", 1)),
                    dtype=data.get("torch_dtype") or "bfloat16",
                    checkpointing=bool(data.get("gradient_checkpointing", True)),
                    tuner=data.get("tuner_type", "lora"), lora_rank=int(data.get("lora_rank", 8)),
                    freeze_vit=bool(data.get("freeze_vit", True)), freeze_llm=bool(data.get("freeze_llm", False)),
-                   deepspeed=data.get("deepspeed"), max_num=int((data.get("internvl") or {}).get("max_num", 12)))
+                   deepspeed=deepspeed_preset(data.get("deepspeed")), max_num=int((data.get("internvl") or {}).get("max_num", 12)))
+
+
+def deepspeed_preset(value: Any) -> str | None:
+    """The preset (zero0..zero3, _offload) a recipe's `deepspeed` amounts to: a preset name as it is, an
+    inline config or a JSON file by its zero_optimization stage and CPU offload. A file that does not read
+    counts as no DeepSpeed (the preflight reports it)."""
+    if value is None or isinstance(value, str) and not value.endswith(".json"):
+        return value
+    config = value
+    if isinstance(value, str):
+        import json
+        try:
+            config = json.loads(Path(value).expanduser().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    zero = config.get("zero_optimization") if isinstance(config, dict) else None
+    if not isinstance(zero, dict):
+        return "zero0"
+    stage = zero.get("stage", 0)
+    offload = any(isinstance(zero.get(k), dict) and zero[k].get("device") == "cpu"
+                  for k in ("offload_optimizer", "offload_param"))
+    return f"zero{stage}" + ("_offload" if offload and stage in (2, 3) else "")
 
 
 @dataclass

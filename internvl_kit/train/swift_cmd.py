@@ -1,6 +1,7 @@
 """Recipe -> the exact `swift sft` argv and environment. Pure data: no swift import, no shell."""
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -44,9 +45,18 @@ def format_value(value: Any) -> list[str]:
     if isinstance(value, list):
         return [item for v in value for item in format_value(v)]
     if isinstance(value, dict):
-        import json
-        return [json.dumps(value, sort_keys=True)]
+        return [json.dumps(_json_keys(value), sort_keys=True)]
     return [str(value)]
+
+
+def _json_keys(value: Any) -> Any:
+    """JSON object keys are strings: YAML's `{1: 2, a: 3}` reaches swift as {"1": 2, "a": 3} (json.dumps would
+    convert the 1 itself, but cannot sort keys of mixed types)."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else json.dumps(k): _json_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_keys(v) for v in value]
+    return value
 
 
 def _as_typed(value: Any, prop: dict[str, Any]) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import run_cli
+
 from internvl_kit.recipe.catalogue import DEFAULT_GPU_GIB
 from internvl_kit.models.family import find
 from internvl_kit.models.memory import Setup, estimate
@@ -72,3 +74,19 @@ def test_estimate_grows_with_what_it_should():
     assert estimate(spec, Setup(freeze_vit=False)).total > base
     full8 = Setup(tuner="full", gpus=8)
     assert estimate(spec, Setup(tuner="full", gpus=8, deepspeed="zero2")).total < estimate(spec, full8).total
+
+
+def test_the_estimate_reads_deepspeed_files_and_inline_configs_as_their_stage(tmp_path):
+    from internvl_kit.models import memory
+    ds = tmp_path / "ds.json"
+    ds.write_text('{"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}}')
+    assert memory.deepspeed_preset(str(ds)) == "zero3_offload"
+    assert memory.deepspeed_preset({"zero_optimization": {"stage": 2}}) == "zero2"
+    assert memory.deepspeed_preset("zero1") == "zero1" and memory.deepspeed_preset(None) is None
+    setups = [memory.Setup.from_recipe({"deepspeed": d, "nproc_per_node": 2, "max_length": None})
+              for d in (str(ds), "zero3_offload")]
+    assert setups[0] == setups[1] and setups[0].max_length == 4096
+    out = run_cli("train.py", "recipes/internvl3_5-8b-lora.yaml", "--estimate", f"deepspeed={ds}", "nproc_per_node=2")
+    preset = run_cli("train.py", "recipes/internvl3_5-8b-lora.yaml", "--estimate", "deepspeed=zero3_offload",
+                     "nproc_per_node=2")
+    assert out.stdout == preset.stdout and "zero3_offload" in out.stdout

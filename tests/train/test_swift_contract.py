@@ -73,11 +73,12 @@ def test_integral_floats_and_negative_exponents_reach_swifts_parser_as_written(s
     `-1e-08` after a flag as another flag): swift's own parser must take the argv and see the values."""
     parser, _ = sft_parser
     r = load_recipe(ROOT / "recipes/tiny-demo.yaml", ["lora_rank=8.0", "lora_alpha=1e3", "adam_epsilon=-1e-8",
-                                                      "seed=-3"])
+                                                      "seed=-3", "model_kwargs={1: 2, a: {true: 3}}"])
     data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
     cmd = sft_command(r, data, tmp_path / "run")
     assert "--lora_rank" in cmd.args and cmd.args[cmd.args.index("--lora_rank") + 1] == "8"
     assert "--adam_epsilon=-1e-08" in cmd.args
+    assert cmd.args[cmd.args.index("--model_kwargs") + 1] == '{"1": 2, "a": {"true": 3}}'
     parsed, remaining = parser.parse_known_args(cmd.args)
     assert remaining == []
     assert (parsed.lora_rank, parsed.lora_alpha, parsed.adam_epsilon, parsed.seed) == (8, 1000, -1e-8, -3)

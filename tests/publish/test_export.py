@@ -271,9 +271,13 @@ def test_the_card_renders_every_table_row_whole(overfit_run, tmp_path):
     assert "|" in targets and dict(trained[1:])["LoRA targets"] == targets
 
 
-def test_token_never_appears_in_output_or_files(overfit_run, tmp_path_factory):
-    """Runs last in this module: every captured output, every written file, every pushed file."""
-    assert OUTPUTS, "the push tests ran first"
+def test_token_never_appears_in_output_or_files(overfit_run, hub, tmp_path, tmp_path_factory):
+    """Every captured output, every written file, every pushed file. Last in this module, but pytest-xdist may
+    run it on a worker where no other push ran: it pushes once itself (a success and a refusal) first."""
+    assert export(str(overfit_run["checkpoint"]), "-o", str(tmp_path / "own"), "--push", "alice/token-check",
+                  hub=hub).returncode == 0
+    assert export(str(tmp_path / "own"), "--push", "bob/not-alices", hub=hub).returncode != 0
+    assert OUTPUTS
     assert not [o for o in OUTPUTS if TOKEN in o]
     from conftest import _SESSION_TMP            # the client's homes and caches (MODELSCOPE_HOME, ...)
     roots = [overfit_run["root"], Path(tmp_path_factory.getbasetemp()), _SESSION_TMP]

@@ -44,6 +44,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Resolve and validate; raises RecipeError with every problem (file:line, key, given, allowed)."""
     res = resolve(path, overrides)
     problems, warnings = validate(res)
+    problems = res.key_problems + problems
     if problems:
         raise RecipeError(sorted(problems, key=lambda p: (p.source == CLI, p.source, p.line or 0)))
     order = list(schema()["properties"])

@@ -20,6 +20,7 @@ class Resolved:
     origins: dict[KeyPath, tuple[str, int | None]] = field(default_factory=dict)  # key -> (source, line)
     chain: list[Path] = field(default_factory=list)                              # base first, leaf last
     notes: list[str] = field(default_factory=list)                               # harmless, worth saying
+    key_problems: list[Problem] = field(default_factory=list)   # dropped keys: reported with the rest's check
 
     def where(self, path: KeyPath) -> tuple[str, int | None]:
         """Source and line of the nearest key on path that has one."""
@@ -50,7 +51,8 @@ def _resolve_file(path: Path, stack: list[Path], problems: list[Problem], res: R
         problems.append(Problem(str(stack[-1]), None, "extends", f"more than {MAX_EXTENDS} levels of extends "
                                                                  f"(from {stack[0]}); flatten the chain"))
         return {}
-    data, lines = load_yaml(path)
+    data, lines, key_problems = load_yaml(path)
+    res.key_problems += key_problems
     parents = data.pop("extends", None)
     merged: dict[str, Any] = {}
     if parents is not None:
@@ -147,5 +149,5 @@ def resolve(path: str | Path, overrides: list[str] | None = None) -> Resolved:
     res.data = copy.deepcopy(_resolve_file(Path(path), [], problems, res))
     apply_overrides(res, list(overrides or []), problems)
     if problems:
-        raise RecipeError(problems)
+        raise RecipeError(res.key_problems + problems)
     return res

@@ -27,6 +27,7 @@ HF_REFUSED_KNOBS = {
 SECRET_HINTS = ("token", "secret", "password", "api_key")
 # swift 4.6's DeepSpeed presets (swift/config/*.json); anything else must be a JSON config file.
 DEEPSPEED_PRESETS = ("zero0", "zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
+DEEPSPEED_FILE_LIMIT = 1 << 20      # a DeepSpeed config is a few KiB; more is some other file
 LORA_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "use_rslora", "use_dora")
 
 
@@ -131,6 +132,28 @@ def _value_problems(res: Resolved, path: tuple[str, ...], value: Any, add) -> No
                 add(key, f"{item} is not a finite number")
 
 
+def _deepspeed_file_problem(path: Path) -> str | None:
+    """What swift's json.load of a DeepSpeed config file would fail on, found now rather than 40 s into the launch."""
+    import json
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(DEEPSPEED_FILE_LIMIT + 1)
+    except OSError as e:
+        return f"{path}: cannot be read ({e.strerror or e})"
+    if len(raw) > DEEPSPEED_FILE_LIMIT:
+        return f"{path}: larger than {DEEPSPEED_FILE_LIMIT // 1024} KiB, not a DeepSpeed config"
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"{path}: not UTF-8 text, not a DeepSpeed JSON config"
+    except json.JSONDecodeError as e:
+        return f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); DeepSpeed configs are JSON objects"
+    if not isinstance(config, dict):
+        return (f"{path}: holds a JSON {type(config).__name__}, but a DeepSpeed config is a JSON object "
+                f"({{\"zero_optimization\": {{\"stage\": 2}}, ...}})")
+    return None
+
+
 def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
     d, problems = res.data, []
 
@@ -170,6 +193,10 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
     if isinstance(ds, str) and ds not in DEEPSPEED_PRESETS and not (ds.endswith(".json") and Path(ds).is_file()):
         add("deepspeed", f"{ds!r} is neither a DeepSpeed preset ({', '.join(DEEPSPEED_PRESETS)}) nor an existing "
                          f".json config file{_suggest(ds, list(DEEPSPEED_PRESETS))}")
+    elif isinstance(ds, str) and ds.endswith(".json"):
+        problem = _deepspeed_file_problem(Path(ds))
+        if problem:
+            add("deepspeed", problem)
     if d.get("deepspeed") and d.get("fsdp"):
         add("fsdp", "deepspeed and fsdp are both set; choose one")
     if d.get("fp16") is True and d.get("bf16") is True:

@@ -19,6 +19,7 @@ from .errors import Problem, RecipeError
 KeyPath = tuple[str, ...]
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+TOO_DEEP = "nested deeper than"
 
 
 class _Loader(yaml.SafeLoader):
@@ -52,16 +53,18 @@ def parse_scalar(text: str) -> Any:
 
 def _check_node(node: yaml.Node, prefix: KeyPath, depth: int, lines: dict[KeyPath, int],
                 problems: list[Problem], src: str) -> None:
-    """Record key lines; report depth, duplicate keys and non-string keys (iteratively bounded)."""
+    """Record key lines; report depth, and report and drop duplicate and non-string keys (so the rest of the
+    recipe is still read and checked: one `on: true` must not hide the other problems)."""
     line = node.start_mark.line + 1
     if depth > MAX_DEPTH:
-        problems.append(Problem(src, line, ".".join(prefix), f"nested deeper than {MAX_DEPTH} levels"))
+        problems.append(Problem(src, line, ".".join(prefix), f"{TOO_DEEP} {MAX_DEPTH} levels"))
         return
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
             _check_node(item, prefix, depth + 1, lines, problems, src)
     elif isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
+        kept = []
         for k, v in node.value:
             kline = k.start_mark.line + 1
             if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
@@ -77,13 +80,16 @@ def _check_node(node: yaml.Node, prefix: KeyPath, depth: int, lines: dict[KeyPat
                                         f"duplicate key (also on line {seen[k.value]}); keep one"))
                 continue
             seen[k.value] = kline
+            kept.append((k, v))
             path = prefix + (k.value,)
             lines[path] = kline
             _check_node(v, path, depth + 1, lines, problems, src)
+        node.value = kept
 
 
-def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
-    """Return (mapping, key path -> line). Raises RecipeError naming the file and line."""
+def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int], list[Problem]]:
+    """Return (mapping, key path -> line, key problems). Key problems (duplicate or non-string keys) leave the
+    rest readable, so they come back with the mapping; anything else raises RecipeError naming file and line."""
     src = str(path)
     try:
         st = path.stat()
@@ -114,7 +120,7 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
         lines: dict[KeyPath, int] = {}
         if node is not None:
             _check_node(node, (), 0, lines, problems, src)
-        if problems:
+        if any(p.message.startswith(TOO_DEEP) for p in problems):     # would not construct: stop here
             raise RecipeError(problems)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
@@ -135,5 +141,5 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RecipeError([Problem(src, 1, "", f"a recipe is a mapping of keys, got {type(data).__name__}")])
-    return data, lines
+        raise RecipeError(problems + [Problem(src, 1, "", f"a recipe is a mapping of keys, got {type(data).__name__}")])
+    return data, lines, problems

@@ -60,6 +60,10 @@ CASES = {
     "deepspeed zero9": (BASE + "deepspeed: zero9\n", [], {}, "'zero9' is neither a DeepSpeed preset (zero0, zero1, zero2, zero2_offload, zero3, zero3_offload) nor an "
                         "existing .json config file; did you mean 'zero3'?",
                         3),
+    "deepspeed file of broken JSON": ("<ds>{\"zero_optimization\": {\"stage\": 2\n", [], {},
+                                      "ds.json:2:1: not valid JSON", 3),
+    "deepspeed file holding a list": ("<ds>[1, 2]\n", [], {}, "ds.json: holds a JSON list, but a DeepSpeed config "
+                                                              "is a JSON object", 3),
     "truncation raise (swift refuses it)": (BASE + "truncation_strategy: raise\n", [], {},
                                             "truncation_strategy: 'raise' is not allowed", 3),
     "typo": (BASE + "lora_dtpye: bfloat16\n", [], {}, "lora_dtpye: unknown key; did you mean 'lora_dtype'?", 3),
@@ -93,6 +97,9 @@ def test_hostile_input_fails_cleanly_and_fast(case, tmp_path):
     elif text == "<binary>":
         recipe = str(tmp_path / "b.yaml")
         Path(recipe).write_bytes(bytes(range(256)) * 16)
+    elif text.startswith("<ds>"):
+        (tmp_path / "ds.json").write_text(text[4:])
+        recipe = _recipe(tmp_path, BASE + "deepspeed: ds.json\n")
     else:
         recipe = _recipe(tmp_path, text)
     out, seconds = _train(recipe, *extra, cwd=tmp_path if text not in (None,) else ROOT, env=env)
@@ -102,6 +109,16 @@ def test_hostile_input_fails_cleanly_and_fast(case, tmp_path):
     if line is not None:
         assert f"{recipe}:{line}:" in out.stderr, out.stderr
     assert seconds < LIMIT_S, f"{seconds:.1f} s"
+
+
+def test_key_problems_do_not_hide_the_rest_of_the_recipe(tmp_path):
+    """A non-string key (`on: true`) or a duplicate is reported with every other problem, in one run."""
+    recipe = _recipe(tmp_path, BASE + "on: true\nlora_rnk: 8\nlora_rank: 8\nlora_rank: 9\nlearning_rate: .nan\n")
+    out, _ = _train(recipe, "--dry-run", cwd=tmp_path)
+    assert out.returncode == 1 and "recipe has 4 problems" in out.stderr, out.stderr
+    for line, text in ((3, "key 'on' is not a string"), (4, "lora_rnk: unknown key"), (6, "duplicate key"),
+                       (7, "nan is not a finite number")):
+        assert f"{recipe}:{line}: " in out.stderr and text in out.stderr, out.stderr
 
 
 def test_a_20_mb_recipe_is_refused_without_parsing_it(tmp_path):

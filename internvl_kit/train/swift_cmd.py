@@ -69,6 +69,21 @@ def _as_typed(value: Any, prop: dict[str, Any]) -> Any:
     return value
 
 
+def key_args(key: str, value: Any, prop: dict[str, Any]) -> list[str]:
+    """One recipe key as argv that swift's parser reads back to the same value (tested over the schema's types)."""
+    if value is None:
+        return []                      # swift's default, which is what null means in a recipe
+    if value == [] and isinstance(value, list):
+        # argparse's nargs="+" cannot take zero values: an empty list is swift's default, or for report_to
+        # (default tensorboard) transformers' "none"
+        return [f"--{key}", "none"] if key == "report_to" else []
+    values = format_value(_as_typed(value, prop))
+    if len(values) == 1 and values[0].startswith("-"):
+        # one argv item: argparse reads `-x` and `-1e-08` (not `-1`) after a flag as another flag
+        return [f"--{key}={values[0]}"]
+    return [f"--{key}"] + values
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as sock:
@@ -119,14 +134,7 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
     args: list[str] = []
     props = schema()["properties"]
     for k in keys:
-        if data[k] is None:
-            continue
-        values = format_value(_as_typed(data[k], props.get(k, {})))
-        if len(values) == 1 and values[0].startswith("-"):
-            # one argv item: argparse reads `-x` and `-1e-08` (not `-1`) after a flag as another flag
-            args.append(f"--{k}={values[0]}")
-        else:
-            args += [f"--{k}"] + values
+        args += key_args(k, data[k], props.get(k, {}))
     # The toolkit names the run directory itself, so resume/infer/export can find it.
     args += ["--output_dir", str(run_dir), "--add_version", "false"]
     plugins = [str(p) for p in data.get("external_plugins") or []]        # one flag: a second would replace it

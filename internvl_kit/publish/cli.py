@@ -89,12 +89,20 @@ def _run(args: argparse.Namespace) -> int:
                            f"again from its training checkpoint (checkpoint-N/)")
     suffix = "merged" if args.merge else "adapter"
     out = (args.output or info.path.with_name(f"{info.path.name}-{suffix}")).resolve()
+    reuse = False
     if info.export or (info.kind == "merged" and not args.output):
         out = info.path
     elif out.exists() and not args.force:
-        raise _ExportError(f"{out} exists; pass --force to replace it (never reused: it may be stale)")
+        reuse = bool(args.push) and export_dir.made_from(info, out, suffix)
+        if not reuse:
+            raise _ExportError(f"{out} exists; pass --force to replace it (never reused: it may be stale)")
+        print(f"[push]  {out} is a complete {suffix} export of this very checkpoint (an earlier attempt's): "
+              f"pushing it without exporting again (--force rebuilds it)", flush=True)
 
-    if out != info.path:
+    if reuse:
+        atomic_write_text(out / "README.md", model_card.render(info, merged=args.merge, repo_id=args.push,
+                                                               local_name=out.name))
+    elif out != info.path:
         tmp = fresh_dir(out)
         shutil.rmtree(tmp, ignore_errors=True)
         try:

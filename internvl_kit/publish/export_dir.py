@@ -80,11 +80,36 @@ def write_swift_args(info: CheckpointInfo, out: Path) -> None:
     atomic_write_text(out / "args.json", json.dumps(scrub(keep), indent=2, ensure_ascii=False) + "\n")
 
 
+def source_fingerprint(info: CheckpointInfo) -> str:
+    """sha256 of the checkpoint's adapter files: which training state an export was made from (streamed)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        path = info.path / name
+        if path.is_file():
+            h.update(name.encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def made_from(info: CheckpointInfo, out: Path, export: str) -> bool:
+    """Whether the export directory `out` is a complete `export` ("adapter" | "merged") of exactly this
+    checkpoint (exports are written whole, then renamed into place: one that exists is complete)."""
+    try:
+        rec = json.loads((out / RUN_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and rec.get("export") == export and rec.get("source") == source_fingerprint(info)
+
+
 def write_record(info: CheckpointInfo, out: Path, export: str) -> None:
-    """Our run record, scrubbed; swift's args.json (local paths throughout) is not published as it is."""
+    """Our run record, scrubbed, with the fingerprint of the checkpoint it came from; swift's args.json
+    (local paths throughout) is not published as it is."""
     (out / "args.json").unlink(missing_ok=True)
     if info.record is not None:
-        rec = public_record(info, export)
+        rec = {**public_record(info, export), "source": source_fingerprint(info)}
         atomic_write_text(out / RUN_RECORD, json.dumps(rec, indent=2, sort_keys=True) + "\n")
         atomic_write_text(out / RECIPE_COPY, yaml.safe_dump(rec.get("recipe", {}), sort_keys=False, allow_unicode=True))
 

@@ -227,6 +227,28 @@ def test_a_failed_push_publishes_nothing_partial_and_a_retry_resumes(fault, merg
         assert "in one commit (0 blob(s) uploaded)" in retry.stdout
 
 
+def test_the_same_command_retries_a_failed_push_without_exporting_again(overfit_run, hub, tmp_path):
+    """`export.py CKPT -o DIR --push` fails on the upload; the same command then pushes the export it already
+    made (no --force, no second export); an export of another training state is still never reused."""
+    out_dir = tmp_path / "adapter"
+    command = (str(overfit_run["checkpoint"]), "-o", str(out_dir), "--push", "alice/retry")
+    hub.state.faults["blob_5xx"] = 1000
+    first = export(*command, hub=hub)
+    assert first.returncode == 1 and "Run the same command again" in first.stderr and out_dir.is_dir()
+    made = (out_dir / "adapter_model.safetensors").stat().st_mtime_ns
+    hub.state.faults.clear()
+    retry = export(*command, hub=hub)
+    assert retry.returncode == 0, retry.stdout[-2000:] + retry.stderr[-2000:]
+    assert "pushing it without exporting again" in retry.stdout and "[ok]    pushed: alice/retry" in retry.stdout
+    assert (out_dir / "adapter_model.safetensors").stat().st_mtime_ns == made
+    assert sorted(hub.state.repos["alice/retry"].files) == sorted(
+        p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    record = json.loads((out_dir / "run.json").read_text())
+    (out_dir / "run.json").write_text(json.dumps({**record, "source": "0" * 64}))     # made from another state
+    stale = export(*command, hub=hub)
+    assert stale.returncode == 1 and "exists; pass --force" in stale.stderr
+
+
 def test_a_failed_update_leaves_the_previous_version_whole(overfit_run, merged_export, hub, tmp_path):
     adapter = tmp_path / "adapter"
     assert export(str(overfit_run["checkpoint"]), "-o", str(adapter), "--push", "alice/v", hub=hub).returncode == 0

@@ -34,6 +34,45 @@ for var in ("MODELSCOPE_API_TOKEN", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ht
     os.environ.pop(var, None)
 
 
+OWNER_VAR = "INTERNVL_KIT_TEST_OWNER"      # inherited by every process a test starts, and theirs
+
+
+def _processes_of(owner: str) -> dict[int, str]:
+    """Live processes (not zombies) whose environment carries this owner mark: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if f"{OWNER_VAR}={owner}".encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:              # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_suite():
+    """Fails the run if anything a test started (a swift deploy, a training, a watchdog) is still alive once
+    every test and fixture of this worker is done; such processes are then killed, not left to pile up."""
+    owner = f"{os.getpid()}-{_RUN_ID}"
+    os.environ[OWNER_VAR] = owner
+    yield
+    import signal
+    import time
+    end = time.monotonic() + 60          # processes being stopped right now get to finish stopping
+    while (left := _processes_of(owner)) and time.monotonic() < end:
+        time.sleep(0.2)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, "processes started by the tests outlived them (now killed):\n" + "\n".join(
+        f"  {pid}: {cmd[:200]}" for pid, cmd in left.items())
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environ():
     """Tests that run the toolkit in-process (apply_settings sets MAX_NUM, ...) must not leak it."""

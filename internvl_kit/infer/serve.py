@@ -18,8 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from .checkpoint import CheckpointInfo
-from ..train.launch import stop_group
-from ..train.supervise import say, stop_signals
+from ..train.supervise import say, stop_group, stop_signals, supervised
 from ..train.swift_cmd import PLUGIN_PATH, SwiftCommand
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -75,9 +74,8 @@ def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media
     env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}   # swift would log in with it
     log_path = Path(tempfile.mkstemp(prefix="swift-deploy-", suffix=".log")[1])
     say(f"# command:\n{cmd.shell()}\n# swift's log: {log_path}")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd.argv(), env={**env, **cmd.env, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(log_path, "wb") as log, supervised(cmd.argv(), grace=15.0, env={**env, **cmd.env, "PYTHONUNBUFFERED": "1"},
+                                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as proc:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         base_url = f"http://{shown_host}:{port}/v1"
         start = time.perf_counter()
@@ -101,6 +99,3 @@ def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media
                 stop_group(proc, grace=15.0)      # first the server, then the words
                 say("[serve] stopped")
                 return 130
-            finally:
-                if proc.poll() is None:           # whatever else ended us: the server goes too
-                    stop_group(proc, grace=15.0)

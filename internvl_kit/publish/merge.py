@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..infer.checkpoint import CheckpointInfo
 from .merge_proof import MergeError
+from ..train.supervise import stop_signals, supervised
 from ..train.swift_cmd import SwiftCommand
 
 
@@ -31,16 +32,17 @@ def run_swift_merge(info: CheckpointInfo, out: Path, progress=print) -> None:
     tail: deque[str] = deque(maxlen=30)
     # No hub token for swift: with one set it logs in to the hub while parsing arguments; we push ourselves.
     env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}
-    proc = subprocess.Popen(cmd.argv(), env={**env, **cmd.env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     start, shown = time.perf_counter(), set()
-    for line in proc.stdout:
-        tail.append(line.rstrip())
-        for marker, phase in PHASES:
-            if marker in line and phase not in shown:
-                shown.add(phase)
-                progress(f"[merge] {phase} ({time.perf_counter() - start:.0f} s)")
-    if proc.wait() != 0 or not (out / "config.json").is_file():
+    with stop_signals(), supervised(cmd.argv(), env={**env, **cmd.env}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) as proc:
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            for marker, phase in PHASES:
+                if marker in line and phase not in shown:
+                    shown.add(phase)
+                    progress(f"[merge] {phase} ({time.perf_counter() - start:.0f} s)")
+        proc.wait()
+    if proc.returncode != 0 or not (out / "config.json").is_file():
         raise MergeError("swift export --merge_lora failed:\n  " + "\n  ".join(tail))
 
 

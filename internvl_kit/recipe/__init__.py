@@ -1,4 +1,4 @@
-"""Recipes: YAML data validated by recipes/schema.json, with `extends:` and key=value overrides.
+"""Recipes: YAML data validated by internvl_kit/recipe/schema.json, with `extends:` and key=value overrides.
 
     recipe = load_recipe("recipes/tiny-demo.yaml", ["lora_rank=16"])
 """

@@ -52,7 +52,7 @@ TOOLKIT: dict[str, dict[str, Any]] = {
                      "video_segments": {"type": "integer", "minimum": 1, "maximum": 512,
                                         "description": "Frames sampled per video (default 8). internvl_chat "
                                                        "templates only."}}},
-    "nproc_per_node": {"type": "integer", "minimum": 1, "maximum": 1024, "x-swift": False,
+    "nproc_per_node": {"type": "integer", "minimum": 1, "maximum": 64, "x-swift": False,   # GPUs one node holds
                        "description": "GPUs (processes) per node: >1 runs torchrun data parallel through swift "
                                       "(NPROC_PER_NODE; the environment variable wins when set)."},
     "nnodes": {"type": "integer", "minimum": 1, "maximum": 4096, "x-swift": False,

@@ -68,7 +68,7 @@ def _schema_problems(res: Resolved) -> list[Problem]:
                 elif sugg:
                     msg = f"unknown key{sugg}"
                 else:
-                    msg = "unknown key (the allowed keys are listed in recipes/schema.json)"
+                    msg = "unknown key (list the allowed ones with: python train.py --keys PATTERN)"
                 problems.append(Problem(s, ln, _dotted(key), msg))
             continue
         if err.validator == "required":

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue this recipe's latest run (or --run-dir) from its last checkpoint, with the "
                          "run's own recorded recipe")
     ap.add_argument("--run-dir", metavar="DIR", help="with --resume: the run directory to continue")
+    ap.add_argument("--change-world-size", action="store_true",
+                    help="with --resume: let NPROC_PER_NODE / NNODES in the environment change the recorded number "
+                         "of processes (the effective batch size and data order change with it)")
     ap.add_argument("--skip-preflight", action="store_true",
                     help="launch even if the preflight (recipe, files, data_tools validate) finds errors, and "
                          "without loading the data for the plan (a warning names what was not checked)")
@@ -157,17 +160,50 @@ def _environment_wins(recipe: Recipe) -> list[str]:
         knobs[knob] = number
     if knobs:
         recipe.data["internvl"] = knobs
+    for var, key, number in _world_env():
+        if int(recipe.data.get(key, 1)) != number:
+            notes.append(f"{var}={number} from the environment wins over {key}: {recipe.data.get(key, 1)}")
+        recipe.data[key] = number
+    return notes
+
+
+def _world_env() -> list[tuple[str, str, int]]:
+    """NPROC_PER_NODE / NNODES set in the environment, checked against the schema's bounds of their keys."""
+    from ..recipe.schema import schema
+    found = []
     for var, key in (("NPROC_PER_NODE", "nproc_per_node"), ("NNODES", "nnodes")):
         value = os.environ.get(var, "").strip()
-        if value:
-            try:
-                number = int(value)
-                assert number >= 1
-            except (ValueError, AssertionError):
-                raise SystemExit(f"error: {var}={value!r} in the environment is not a positive integer") from None
-            if int(recipe.data.get(key, 1)) != number:
-                notes.append(f"{var}={number} from the environment wins over {key}: {recipe.data.get(key, 1)}")
-            recipe.data[key] = number
+        if not value:
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            raise SystemExit(f"error: {var}={value!r} in the environment is not an integer") from None
+        problem = _out_of_bounds(number, schema()["properties"][key])
+        if problem:
+            raise SystemExit(f"error: {var}={number} in the environment: {problem} (as {key} in a recipe)")
+        found.append((var, key, number))
+    return found
+
+
+def _resume_world(recipe: Recipe, args: argparse.Namespace) -> list[str]:
+    """A resume keeps the recorded world: another NPROC_PER_NODE / NNODES changes the effective batch size
+    and the data order, so it is refused unless --change-world-size says so; tiling variables are ignored."""
+    notes = []
+    for var, key, number in _world_env():
+        recorded = int(recipe.data.get(key, 1))
+        if number == recorded:
+            continue
+        if not args.change_world_size:
+            raise SystemExit(f"error: --resume: {var}={number} in the environment, but the run was recorded with "
+                             f"{key}={recorded}; another world size changes the effective batch size and the data "
+                             f"order. Unset {var} to resume as recorded, or pass --change-world-size")
+        notes.append(f"--change-world-size: {key} {recorded} -> {number} ({var}), recorded with this resume")
+        recipe.data[key] = number
+    for knob, var in KNOB_ENV.items():
+        if os.environ.get(var, "").strip() and str(recipe.knobs.get(knob)) != os.environ[var].strip():
+            notes.append(f"{var}={os.environ[var].strip()} in the environment is ignored on --resume: the run "
+                         f"continues with internvl.{knob}: {recipe.knobs.get(knob, 'unset')} as recorded")
     return notes
 
 
@@ -222,14 +258,34 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
                          f"resuming would train past its end. Start a new run to train more")
     recipe = Recipe(path=Path(record["recipe_file"]), data=dict(record["recipe"]),
                     overrides=list(record.get("overrides", [])), chain=[Path(p) for p in record.get("recipe_chain", [])])
+    # The run's identity is its recorded recipe: the file as it reads now must still give it (keys the
+    # environment decided at the start are the record's)
+    recorded = list(record.get("overrides", []))
+    changed = _differences(recipe.data, load_recipe(args.recipe, recorded).data)
+    if changed and not args.run_dir:
+        raise SystemExit(f"error: --resume: {args.recipe} has changed since {run} started ({changed}); a resume "
+                         f"continues the run as recorded. Restore the file, start a new run without --resume, or pass "
+                         f"--run-dir {run} to continue it as recorded")
+    if changed:
+        print(f"warning: --resume --run-dir: continuing {run} as recorded; {args.recipe} now differs ({changed})",
+              file=sys.stderr)
     if args.overrides:
-        fresh = load_recipe(args.recipe, list(record.get("overrides", [])) + args.overrides).data
-        differ = sorted(k for k in set(fresh) | set(recipe.data) if fresh.get(k) != recipe.data.get(k))
-        if differ:
-            shown = ", ".join(f"{k}: {recipe.data.get(k)!r} -> {fresh.get(k)!r}" for k in differ)
+        shown = _differences(recipe.data, load_recipe(args.recipe, recorded + args.overrides).data, changed)
+        if shown:
             raise SystemExit(f"error: --resume continues {run} as it was recorded; these overrides change it: "
                              f"{shown}. Drop them, or start a new run without --resume")
     return recipe, run, ckpt, record
+
+
+ENV_DECIDED = ("internvl", "nproc_per_node", "nnodes")     # the environment may have set these at the start
+
+
+def _differences(recorded: dict, fresh: dict, already: str = "") -> str:
+    """`key: recorded -> fresh` for each key that differs (keys the environment decides aside), minus those
+    already reported."""
+    keys = sorted(k for k in set(fresh) | set(recorded) if k not in ENV_DECIDED and fresh.get(k) != recorded.get(k))
+    parts = [f"{k}: {recorded.get(k)!r} -> {fresh.get(k)!r}" for k in keys]
+    return ", ".join(p for p in parts if p not in already.split(", "))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,9 +323,8 @@ def _main(argv: list[str]) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if args.estimate:
         return _estimate(recipe, args)
-    if not args.resume:
-        for note in _environment_wins(recipe):
-            print(f"note: {note}", file=sys.stderr)
+    for note in _resume_world(recipe, args) if args.resume else _environment_wins(recipe):
+        print(f"note: {note}", file=sys.stderr)
     error = _check_nodes(args, recipe)
     if error:
         print(f"error: {error}", file=sys.stderr)
@@ -440,7 +495,8 @@ def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftC
     """A new run writes its record; a resume only appends to the record's history."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if resume_from is not None and previous is not None:
-        entry = {"from": str(resume_from), "at": now, "command": cmd.shell(exact=True), "env": cmd.env}
+        entry = {"from": str(resume_from), "at": now, "command": cmd.shell(exact=True), "env": cmd.env,
+                 "nproc_per_node": int(recipe.data.get("nproc_per_node", 1)), "nnodes": int(recipe.data.get("nnodes", 1))}
         runs.append_resume(run_dir, entry)
         return
     record = {

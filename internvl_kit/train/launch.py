@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -14,11 +13,10 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .supervise import deferred_signals, say, stop_signals, write_bytes
-from .swift_cmd import SwiftCommand
+from .supervise import say, stop_group, stop_signals, supervised, write_bytes
+from .swift_cmd import LAUNCH_VARS, SwiftCommand
 
 POLL_S = 0.5
-GRACE_S = 20.0      # after Ctrl-C: time swift gets to stop before SIGTERM, then SIGKILL
 TAIL_LINES = 40
 EXIT_NAN = 3        # stopped by the toolkit: the loss stayed NaN/inf
 # How a worker killed by the kernel's OOM killer shows: our child's code, or torchrun's report of a worker.
@@ -113,15 +111,15 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
     """Start swift, show progress until it exits, and return its exit code (130 after Ctrl-C, EXIT_NAN
     when the loss stayed NaN/inf for `stop_on_nan` logged steps)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **cmd.env, "PYTHONUNBUFFERED": "1"}
+    # swift reads its launcher and tiling variables from the environment: the child gets exactly the recorded
+    # ones (the caller's were folded into the recipe, or refused on --resume), never a stray NPROC_PER_NODE
+    env = {**{k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}, **cmd.env, "PYTHONUNBUFFERED": "1"}
     log_path = run_dir / "swift.log"
     follower = LogFollower(run_dir / "logging.jsonl")
     follower.offset = (run_dir / "logging.jsonl").stat().st_size if (run_dir / "logging.jsonl").exists() else 0
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    with open(log_path, "ab") as log:
-        # Own process group: Ctrl-C reaches swift (and torchrun's workers) only through us.
-        proc = subprocess.Popen(cmd.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(log_path, "ab") as log, supervised(cmd.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL) as proc:
         pump = threading.Thread(target=_pump, args=(proc.stdout, log, verbose, tail), daemon=True)
         pump.start()
         interrupted = nan_stop = False
@@ -180,19 +178,3 @@ def _report(follower: LogFollower, verbose: bool, print_fn: Callable[[str], None
     if on_poll:
         on_poll()
     return stop
-
-
-def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
-    """SIGINT to swift's process group, then SIGTERM, then SIGKILL, each after a grace period; a second
-    Ctrl-C meanwhile is ignored rather than leaving a half-stopped child."""
-    with deferred_signals():
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue

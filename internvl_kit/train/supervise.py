@@ -2,11 +2,15 @@
 
 The rules: SIGINT, SIGTERM and SIGHUP all mean "stop cleanly" (Ctrl-C, a scheduler, a closed terminal or
 an ssh drop); the child is stopped before anything is reported; and output that cannot be written (the
-reader of a `| tee` left) never changes what happens to the child or the exit status."""
+reader of a `| tee` left) never changes what happens to the child or the exit status. And no child outlives
+the toolkit: each runs in its own process group, watched by a tiny watchdog that stops the group once the
+toolkit is gone, even when it was killed by SIGKILL (swift's own children, which a PR_SET_PDEATHSIG on our
+child would miss, are in that group)."""
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,6 +18,76 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)      # handled like SIGINT (KeyboardInterrupt)
+
+
+# Reads the group id, then blocks until its stdin (a pipe only the toolkit holds open) ends: the toolkit
+# closed it, or died. Then the group gets SIGTERM, and SIGKILL if anything of it is left after the grace.
+WATCHDOG = """
+import os, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+line = sys.stdin.buffer.readline()
+if not line.strip():
+    sys.exit(0)
+pgid = int(line)
+sys.stdin.buffer.read()
+for sig, grace in ((signal.SIGTERM, float(sys.argv[1])), (signal.SIGKILL, 5.0)):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        sys.exit(0)
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            sys.exit(0)
+        time.sleep(0.1)
+"""
+WATCHDOG_GRACE_S = 10.0
+GRACE_S = 20.0      # after Ctrl-C: time a child gets to stop before SIGTERM, then SIGKILL
+
+
+@contextmanager
+def supervised(argv: list[str], grace: float = GRACE_S, **popen: Any) -> Iterator[subprocess.Popen]:
+    """Start argv in its own process group (Ctrl-C reaches it only through us) under a watchdog. Leaving the
+    block by any way stops the group (stop_group); the watchdog covers the ways Python never sees (SIGKILL)."""
+    read, write = os.pipe()
+    try:
+        dog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(WATCHDOG_GRACE_S)], stdin=read,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        os.close(read)
+    try:
+        proc = subprocess.Popen(argv, start_new_session=True, **popen)
+        os.write(write, f"{proc.pid}\n".encode())
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                stop_group(proc, grace)
+    finally:
+        os.close(write)                    # the watchdog sweeps what is left of the group, then exits
+        try:
+            dog.wait(timeout=WATCHDOG_GRACE_S + 10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def stop_group(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
+    """SIGINT to the child's process group, then SIGTERM, then SIGKILL, each after a grace period; a second
+    Ctrl-C meanwhile is ignored rather than leaving a half-stopped child."""
+    with deferred_signals():
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -14,6 +14,8 @@ PLUGIN_PATH = Path(__file__).with_name("swift_plugin.py")
 # InternVL knob -> the environment variable swift's internvl templates read.
 KNOB_ENV = {"max_num": "MAX_NUM", "input_size": "INPUT_SIZE",
             "video_max_num": "VIDEO_MAX_NUM", "video_segments": "VIDEO_SEGMENTS"}
+# What swift's launcher reads from the environment (torchrun's world), with the tiling variables.
+LAUNCH_VARS = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", *KNOB_ENV.values())
 FIRST_KEYS = ("model", "model_type", "template")
 
 

@@ -107,3 +107,43 @@ def test_a_second_ctrl_c_while_stopping_does_not_abandon_the_child(tmp_path):
     assert code == 130, f"exit {code}\n{out}\n{err}"
     assert "[stop]  interrupted: swift stopped" in out
     assert not orphan
+
+
+def _gone(pids: list[int], timeout: float = 120) -> list[int]:
+    """The pids still alive when they all ended or the timeout passed (an event wait, not a sleep)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def test_a_toolkit_killed_by_sigkill_leaves_no_child_or_grandchild(tmp_path):
+    """SIGKILL gives Python no chance to clean up: the watchdog stops swift's whole group, including the
+    grandchild that `swift deploy` / torchrun start (which a PR_SET_PDEATHSIG on the child would miss)."""
+    forking = CHILD.replace('signal.signal(signal.SIGINT, lambda *a: sys.exit(0))',
+                            'import subprocess; g = subprocess.Popen([sys.executable, "-c", "import time; '
+                            'time.sleep(3600)"]); open(os.path.join(run, "grandchild.pid"), "w").write(str(g.pid)); '
+                            'signal.signal(signal.SIGINT, signal.SIG_IGN)')   # deaf to Ctrl-C, as a hung swift
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, str(tmp_path), forking, "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for(tmp_path / "grandchild.pid")
+    pids = [int((tmp_path / n).read_text()) for n in ("child.pid", "grandchild.pid")]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    left = _gone(pids)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "the stand-in for swift (or its child) outlived a SIGKILLed launcher"
+
+
+def test_swift_gets_only_the_recorded_launcher_variables(tmp_path):
+    """A stray NPROC_PER_NODE (or MAX_NUM) in the caller's environment must not reach swift: the toolkit
+    folded it into the recipe, or refused it on --resume; the child gets what the command says."""
+    echo = ('import json, os, sys; json.dump({k: os.environ.get(k) for k in ("NPROC_PER_NODE", "MAX_NUM", "KEEP")}, '
+            'open(os.path.join(sys.argv[1], "env.json"), "w"))')
+    harness = HARNESS.replace('Stand("sft", [])', 'Stand("sft", [], {"MAX_NUM": "2"})')
+    out = subprocess.run([sys.executable, "-c", harness, str(tmp_path), echo, "0"], cwd=ROOT, capture_output=True,
+                         timeout=120, env={**os.environ, "NPROC_PER_NODE": "2", "MAX_NUM": "9", "KEEP": "yes"})
+    assert out.returncode == 0, out.stderr
+    import json
+    assert json.loads((tmp_path / "env.json").read_text()) == {"NPROC_PER_NODE": None, "MAX_NUM": "2", "KEEP": "yes"}

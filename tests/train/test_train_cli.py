@@ -175,3 +175,47 @@ def test_a_hand_edited_run_record_with_wrong_types_is_named_on_resume(damage, tm
     out = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run))
     (key,) = damage
     assert out.returncode == 1 and f"run.json is damaged: {key} is" in out.stderr and "Traceback" not in out.stderr
+
+
+def _finished_at(run: Path, step: int, recipe_file: Path, **recipe_over) -> None:
+    """A run record of recipe_file (as load_recipe reads it now) with a checkpoint at `step` of 40."""
+    (run / f"checkpoint-{step}").mkdir(parents=True)
+    (run / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 40}))
+    data = {**load_recipe(recipe_file).data, **recipe_over}
+    (run / "run.json").write_text(json.dumps({"recipe_name": recipe_file.stem, "recipe_file": str(recipe_file),
+                                              "recipe": data, "overrides": [], "recipe_chain": [], "resumed": []}))
+
+
+def test_resume_keeps_the_recorded_world_size_unless_told(tmp_path):
+    run = tmp_path / "run"
+    _finished_at(run, 4, ROOT / DEMO)
+    out = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run), "--dry-run", env={"NPROC_PER_NODE": "2"})
+    assert out.returncode == 1 and "NPROC_PER_NODE=2 in the environment, but the run was recorded with " \
+                                   "nproc_per_node=1" in out.stderr and "--change-world-size" in out.stderr
+    told = run_cli("train.py", DEMO, "--resume", "--run-dir", str(run), "--dry-run", "--change-world-size",
+                   env={"NPROC_PER_NODE": "2", "MAX_NUM": "5"})
+    assert told.returncode == 0, told.stderr
+    assert "nproc_per_node 1 -> 2" in told.stderr and "NPROC_PER_NODE=2 swift sft" in told.stdout
+    assert "MAX_NUM=5 in the environment is ignored on --resume" in told.stderr and "MAX_NUM=6" in told.stdout
+
+
+@pytest.mark.parametrize("how", [["nproc_per_node=1e3"], []], ids=["recipe", "environment"])
+def test_a_thousand_processes_per_node_is_refused(how, tmp_path):
+    out = run_cli("train.py", DEMO, *how, "--dry-run", env={} if how else {"NPROC_PER_NODE": "1000"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert ("nproc_per_node: must be >= 1 and <= 64, got 1000.0" in out.stderr or "NPROC_PER_NODE=1000 in the environment: must be <= 64"
+            in out.stderr), out.stderr
+
+
+def test_resume_refuses_a_recipe_file_whose_content_changed(tmp_path):
+    """Same file, other content (lora_rank edited): without --run-dir the run is not silently continued."""
+    recipe = tmp_path / "tiny-demo.yaml"
+    recipe.write_text(f"extends: {ROOT / DEMO}\nlora_rank: 8\n")
+    _finished_at(tmp_path / "out" / "tiny-demo-20260101-000000", 4, recipe)
+    recipe.write_text(f"extends: {ROOT / DEMO}\nlora_rank: 16\n")
+    out = run_cli("train.py", str(recipe), "--resume", f"output_dir={tmp_path / 'out'}", "--dry-run")
+    assert out.returncode == 1 and "has changed since" in out.stderr and "lora_rank: 8 -> 16" in out.stderr
+    run = tmp_path / "out" / "tiny-demo-20260101-000000"
+    as_recorded = run_cli("train.py", str(recipe), "--resume", "--run-dir", str(run), "--dry-run")
+    assert as_recorded.returncode == 0 and "now differs (lora_rank: 8 -> 16)" in as_recorded.stderr
+    assert "--lora_rank 8" in as_recorded.stdout

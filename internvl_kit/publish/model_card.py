@@ -17,6 +17,22 @@ from ..infer.checkpoint import CheckpointInfo
 from .export_dir import base_model_id, scrub
 
 DEFAULT_MAX_NUM, DEFAULT_INPUT_SIZE = 12, 448       # swift's defaults for MAX_NUM / INPUT_SIZE
+# The default system prompt of swift's ChatML InternVL templates (facts: ms-swift 4.6 template registry).
+# The official remote code's chat() uses the one of the template config.json names (internvl2_5 in the
+# InternVL3.5 releases), so the card sets the one the model was trained with.
+SWIFT_DEFAULT_SYSTEM = {
+    "internvl2_5": "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。",
+    "internvl3_5": "",
+}
+
+
+def training_system(info: CheckpointInfo) -> str | None:
+    """The system prompt the model saw in training (the recipe's `system`, else the template's default);
+    None for templates whose prompt chat() cannot build (internvl3_5_gpt is not ChatML)."""
+    system = (info.recipe or {}).get("system")
+    if info.template not in SWIFT_DEFAULT_SYSTEM:
+        return None
+    return system if isinstance(system, str) else SWIFT_DEFAULT_SYSTEM[info.template]
 
 # InternVL's dynamic tiling, as swift's internvl templates and the official model cards do it.
 _TILING = '''
@@ -77,6 +93,10 @@ def transformers_snippet(info: CheckpointInfo, merged: bool, load_id: str) -> st
                  f".eval().to(device)\n")
         if not merged:
             code += "model.load_adapter(path)      # the LoRA, applied in place by transformers' PEFT integration\n"
+        system = training_system(info)
+        if system is not None:
+            code += (f"model.system_message = {system!r}   # the system prompt of training ({info.template}"
+                     f"{'' if system else ': none'}), not the remote code's default\n")
         code += (f"tokenizer = AutoTokenizer.from_pretrained({weights}, trust_remote_code=True)\n"
                  f"# the tiling this model was trained with: {info.knobs.get('input_size', DEFAULT_INPUT_SIZE)}-px "
                  f"tiles, at most {max_num} per image\n"

@@ -53,6 +53,7 @@ def test_card_snippets_run_as_printed_and_answer(kind, overfit_run, merged_expor
 
         code = _section(card, "transformers", "python")
         assert f'MODEL = "{repo}"' in code
+        assert ("model.system_message = " in code) != variant.is_hf      # the system prompt of training
         code = code.replace('IMAGE = "image.png"', f'IMAGE = "{red}"').replace(
             'QUESTION = "Describe the image."', 'QUESTION = "Colour?"')
         snippet = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -75,3 +76,35 @@ def test_card_snippets_run_as_printed_and_answer(kind, overfit_run, merged_expor
         assert "Input an image path or URL <<< red\n" in swift.stdout, log[-3000:]      # swift's answer
         if not variant.is_hf:            # swift's own template reports the tiling it applies
             assert "Setting max_num: 2" in log and "Setting input_size: 56" in log
+
+
+@pytest.mark.parametrize("name", ["internvl3_5", "internvl2_5"])
+def test_the_cards_chat_prompt_is_the_prompt_of_training(name, tmp_path):
+    """The tiny remote code builds chat() prompts as the official code does (its config's template, internvl2_5,
+    with that template's default system message); with the card's `model.system_message` line the prompt is
+    token for token the one swift's template builds in training and in infer.py."""
+    from types import SimpleNamespace
+    from conftest import VARIANTS
+    from internvl_kit.models.remote_code.modeling_internvl_chat import SYSTEM_MESSAGES, InternVLChatModel
+    from internvl_kit.publish.model_card import training_system
+    variant = VARIANTS[name]
+    code = f"""
+import re, sys
+from PIL import Image
+from swift import get_processor, get_template
+proc = get_processor({str(variant.path)!r}, model_type='internvl_chat', download_model=False)
+tpl = get_template(proc, template_type={variant.template!r})
+enc = tpl.encode({{'messages': [{{'role': 'user', 'content': '<image>Colour?'}}], 'images': [Image.new('RGB', (56, 56))]}})
+print(repr(re.sub(r'(<IMG_CONTEXT>)+', '<IMG_CONTEXT>', proc.decode(enc['input_ids']))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "INPUT_SIZE": "56"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    swift_prompt = eval(out.stdout.strip().splitlines()[-1])
+    system = training_system(SimpleNamespace(recipe={}, template=variant.template))
+    default = InternVLChatModel._prompt(SimpleNamespace(system_message=SYSTEM_MESSAGES["internvl2_5"]), [],
+                                        "<image>\nColour?")          # what chat() builds without the card's line
+    carded = InternVLChatModel._prompt(SimpleNamespace(system_message=system), [], "<image>\nColour?")
+    image = "<img><IMG_CONTEXT></img>"
+    assert carded.replace("<image>", image) == swift_prompt
+    assert (default.replace("<image>", image) == swift_prompt) == (name == "internvl2_5")   # the gap the line closes

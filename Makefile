@@ -5,12 +5,16 @@ PY ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-loaded setup clean
 demo: $(STAMP)
 	$(VENV)/bin/python train.py recipes/tiny-demo.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
+
+# The same suite beside two CPU-bound processes: it must hold on a busy machine too.
+test-loaded: $(STAMP)
+	$(VENV)/bin/python tests/load.py 2 -- $(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 setup: $(STAMP)
 

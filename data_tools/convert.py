@@ -136,7 +136,7 @@ def _table_fields(args: argparse.Namespace) -> set[str]:
 # ------------------------------------------------------------------------------ readers
 
 def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """A JSON array (whole file) or JSONL (streamed), with line numbers for JSONL."""
+    """A JSON array (whole file), with row numbers, or JSONL (streamed), with line numbers."""
     with open(path, "rb") as f:
         first = f.read(1)
         while first.isspace():
@@ -146,7 +146,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as e:
             raise UsageError(f"{path}: invalid JSON: {e}") from None
-        yield from ((i, r) for i, r in enumerate(data, 1))
+        yield from ((f"row {i}", r) for i, r in enumerate(data, 1))     # a row of the array, not a line
         return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
@@ -293,6 +293,11 @@ def _records(args: argparse.Namespace, paths: Paths, notes: list[str]
             yield str(src), n, rec, _dropped(raw, _table_fields(args))
 
 
+def _at(where: str, n: int | str) -> str:
+    """`file:LINE` for a line, `file, row N` for a row of a JSON array."""
+    return f"{where}:{n}" if isinstance(n, int) else f"{where}, {n}"
+
+
 def _dropped(rec: Any, carried: set[str]) -> set[str]:
     """Fields of an input row the output does not carry (non-empty ones only)."""
     if not isinstance(rec, dict):
@@ -333,11 +338,11 @@ def run(args: argparse.Namespace) -> int:
                     reason = str(rec)
                     key = reason.split(" (")[0].split("'")[0]
                     skipped[key] += 1
-                    examples.setdefault(key, f"{where}:{n}: {reason}")
+                    examples.setdefault(key, f"{_at(where, n)}: {reason}")
                     continue
                 for field in lost:
                     dropped[field] += 1
-                    dropped_at.setdefault(field, f"{where}:{n}")
+                    dropped_at.setdefault(field, _at(where, n))
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 converted += 1
             f.flush()

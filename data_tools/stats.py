@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         "turns": dict(sorted(turns.items())), "images_per_sample": dict(sorted(per_sample.items())),
         "tiles_per_image": dict(sorted(tiles.items())),
         "tokens": {name: {f"p{int(q * 100)}": _pct(xs, q) for q in (0.5, 0.9, 0.99)} | {"max": xs[-1] if xs else 0}
-                   for name, xs in (("text", text), ("image", image), ("total", total))},
+                   for name, xs in (("text_and_template", text), ("image", image), ("total", total))},
         "max_length": limit, "over_max_length": over, "counting": setup.note,
     }
     if args.json:
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"images per sample: {stats['images_per_sample']}")
         print(f"tiles per image: {stats['tiles_per_image']}")
         for name, p in stats["tokens"].items():
-            print(f"{name:6} tokens  p50 {p['p50']:7}  p90 {p['p90']:7}  p99 {p['p99']:7}  max {p['max']:7}")
+            label = {"text_and_template": "text+template"}.get(name, name)
+            print(f"{label:13} tokens  p50 {p['p50']:7}  p90 {p['p90']:7}  p99 {p['p99']:7}  max {p['max']:7}")
         if limit:
             print(f"over max_length {limit}: {over} sample(s)")
         print(setup.note)

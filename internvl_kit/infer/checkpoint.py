@@ -40,6 +40,14 @@ class CheckpointInfo:
         return knob_env(self.knobs)
 
     @property
+    def image_tag(self) -> str:
+        """How the training rows wrote the image tag before their text (from the run's data plan); unknown
+        (no plan) means the converter's and InternVL's own data format, `<image>\n`."""
+        rec = self.record or {}
+        tag = rec.get("image_tag") or (rec.get("data_plan") or {}).get("image_tag")
+        return tag if tag in ("<image>", "<image>\n") else "<image>\n"
+
+    @property
     def adapter_config(self) -> dict[str, Any]:
         try:
             return json.loads((self.path / "adapter_config.json").read_text(encoding="utf-8"))

@@ -165,9 +165,13 @@ def _read_dataset(path: Path) -> list[_Row]:
                 continue
             try:
                 row = json.loads(line)
+            except ValueError as e:
+                rows.append(_Row(n, None, f"invalid JSON ({e.msg} at column {e.colno})"))
+                continue
+            try:
                 msgs = row["messages"]
                 assert isinstance(msgs, list) and len(msgs) >= 2 and msgs[-1]["role"] == "assistant"
-            except (ValueError, KeyError, TypeError, AssertionError):
+            except (KeyError, TypeError, AssertionError):
                 rows.append(_Row(n, None, "not a messages row ending with the assistant's reference answer (check "
                                           f"it with python -m data_tools validate {path})"))
                 continue
@@ -227,6 +231,15 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
                            "max_new_tokens": args.max_new_tokens, "backend": args.backend}}
     metrics_path = out.with_suffix(".metrics.json")
     atomic_write_text(metrics_path, json.dumps(report, indent=2) + "\n")
+    beside = info.path / "infer" / f"{stem}.metrics.json"
+    # -o elsewhere: a training checkpoint keeps a copy for its model card (an export dir is published as it
+    # is, and the report holds local paths)
+    if info.kind == "adapter" and not info.export and beside.resolve() != metrics_path.resolve():
+        try:
+            atomic_write_text(beside, json.dumps(report, indent=2) + "\n")
+        except OSError as e:
+            print(f"warning: the metrics are not recorded in {beside.parent} ({e.strerror or e}): export.py's "
+                  f"model card will not show them", file=sys.stderr)
     _print_table(metrics)
     print(f"[ok]    predictions: {out}\n[ok]    metrics:     {metrics_path}")
     if failed:
@@ -257,7 +270,7 @@ def _print_table(metrics: dict[str, dict[str, Any]]) -> None:
 def _single(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace) -> int:
     images = [str(args.image)] if args.image else []
     _check_images(images, "--image")
-    prompt = args.prompt if not images or "<image>" in args.prompt else "<image>" + args.prompt
+    prompt = args.prompt if not images or "<image>" in args.prompt else info.image_tag * len(images) + args.prompt
     predictor = _predictor(info, info.base_model, adapter, args)
     messages = [{"role": "user", "content": prompt}]
     problem = predictor.problem(messages, images)
@@ -273,8 +286,12 @@ def _interactive(info: CheckpointInfo, adapter: str | None, args: argparse.Names
     messages: list[dict[str, str]] = []
     images: list[str] = []
     pending: list[str] = []
-    for line in sys.stdin:
-        line = line.rstrip("\n")
+    prompt = "you> " if sys.stdin.isatty() else ""       # a prompt for a person, none in a pipe's output
+    while True:
+        try:
+            line = input(prompt)
+        except EOFError:
+            break
         if not line.strip():
             continue
         if line.strip() in ("/quit", "/exit"):
@@ -293,7 +310,7 @@ def _interactive(info: CheckpointInfo, adapter: str | None, args: argparse.Names
             pending.append(path)
             print(f"(image attached: {path})", flush=True)
             continue
-        content = "<image>" * len(pending) + line
+        content = info.image_tag * len(pending) + line         # as the training rows wrote it
         images, pending = images + pending, []
         messages.append({"role": "user", "content": content})
         reply = predictor.answer([(messages, images)])[0].text

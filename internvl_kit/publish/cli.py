@@ -63,7 +63,7 @@ def _describe_proof(p: dict) -> str:
         return f"{p['proof']}: skipped ({p['skipped']})"
     if p["proof"] == "weights":
         return (f"weights: {p['lora_targets']} LoRA target(s) = base + scaling * B @ A (worst element at "
-                f"{p['worst_vs_tolerance']:.2f}x the dtype tolerance), {p['replaced']} replaced, "
+                f"{p['worst_vs_tolerance']:.2g} of the dtype tolerance), {p['replaced']} replaced, "
                 f"{p['unchanged']} other tensor(s) byte-equal to the base")
     return (f"logits: merged vs base+adapter max |diff| {p['max_abs_diff_vs_base_plus_adapter']:.2e} "
             f"(tolerance {p['tolerance']:.1e}); vs base {p['max_abs_diff_vs_base']:.2e} (the adapter is in)")

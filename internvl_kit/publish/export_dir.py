@@ -39,7 +39,7 @@ def public_record(info: CheckpointInfo, export: str) -> dict[str, Any]:
     export ("adapter" | "merged") so that export.py pushes such a directory as it is."""
     rec = info.record or {}
     keep = ("recipe_name", "overrides", "recipe", "model_type", "template", "internvl", "env", "versions", "created")
-    return {**scrub({k: rec[k] for k in keep if k in rec}), "export": export}
+    return {**scrub({k: rec[k] for k in keep if k in rec}), "export": export, "image_tag": info.image_tag}
 
 
 def write_adapter_dir(info: CheckpointInfo, out: Path) -> None:

@@ -77,6 +77,14 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 '''
 
 
+def _chat_question(info: CheckpointInfo) -> str:
+    """chat() puts no newline after the image; swift's template puts one: the question as training saw it."""
+    if info.image_tag == "<image>\n":
+        return ('question = "<image>\\n\\n" + QUESTION   # trained on "<image>\\n" rows, after which swift adds '
+                'its own newline\n')
+    return 'question = "<image>\\n" + QUESTION   # swift put one newline after the image in training\n'
+
+
 def transformers_snippet(info: CheckpointInfo, merged: bool, load_id: str) -> str:
     """Python that loads this export with transformers (+ peft for adapters) and answers one question."""
     dtype = (info.recipe or {}).get("torch_dtype") or "bfloat16"
@@ -102,8 +110,8 @@ def transformers_snippet(info: CheckpointInfo, merged: bool, load_id: str) -> st
                  f"tiles, at most {max_num} per image\n"
                  f"pixel_values = load_tiles(IMAGE, {info.knobs.get('input_size', DEFAULT_INPUT_SIZE)}, {max_num})"
                  f".to(device, model.dtype)\n"
-                 f'print(model.chat(tokenizer, pixel_values, "<image>\\n" + QUESTION, '
-                 f'dict(max_new_tokens=256, do_sample=False)))\n')
+                 f"{_chat_question(info)}"
+                 f'print(model.chat(tokenizer, pixel_values, question, dict(max_new_tokens=256, do_sample=False)))\n')
         return code
     code = _head(load_id, "from PIL import Image\nfrom transformers import AutoModelForImageTextToText, "
                           "AutoProcessor\n")
@@ -166,6 +174,14 @@ def _dataset_lines(recipe: dict[str, Any]) -> list[str]:
                     size = f" ({sum(1 for line in f if line.strip())} samples)"
             out.append(f"- {key}: `{scrub(entry)}`{size}")
     return out
+
+
+def _length(recipe: dict[str, Any]) -> str:
+    """How long it trained: swift's max_steps (when > 0) overrides num_train_epochs."""
+    steps = recipe.get("max_steps")
+    if isinstance(steps, int) and steps > 0:
+        return f"{steps} steps (max_steps)"
+    return f"{recipe.get('num_train_epochs')} epochs"
 
 
 def _metrics_lines(info: CheckpointInfo) -> list[str]:
@@ -231,7 +247,8 @@ def render(info: CheckpointInfo, merged: bool, repo_id: str | None, local_name: 
         f"| frozen | {', '.join(frozen) or 'nothing'} |",
         f"| max_length | {info.max_length} |",
         f"| InternVL tiling | {_cell(knobs)} |",
-        f"| epochs / lr | {recipe.get('num_train_epochs')} / {recipe.get('learning_rate')} |",
+        f"| trained for | {_length(recipe)} |",
+        f"| learning rate | {recipe.get('learning_rate')} |",
         "",
         "## Data",
         "",

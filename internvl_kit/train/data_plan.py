@@ -55,6 +55,7 @@ class Plan:
     tokens: dict[str, int] = field(default_factory=dict)     # percentiles over the training rows
     token_note: str = ""
     effective_epochs: float | None = None
+    image_tag: str | None = None       # how training rows lead into the text: "<image>\n" or "<image>" (glued)
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +75,17 @@ def _row_key(row: dict[str, Any]) -> str:
     answers = [m.get("content") or "" for m in row.get("messages") or [] if m.get("role") == "assistant"]
     h.update((answers[-1] if answers else "").encode())
     return h.hexdigest()
+
+
+def image_tag(row: dict[str, Any]) -> str | None:
+    """`<image>\n` or `<image>` as the row's first user turn writes it before its text (None: no image tag).
+    swift puts a newline after the image itself, so the two are different prompts: inference must write the
+    one training saw."""
+    for m in row.get("messages") or []:
+        if m.get("role") == "user" and isinstance(m.get("content"), str) and "<image>" in m["content"]:
+            rest = m["content"].split("<image>")[-1]
+            return "<image>\n" if rest.startswith("\n") else "<image>"
+    return None
 
 
 class _Rows:
@@ -156,10 +168,14 @@ def make(data: dict[str, Any], knobs: dict[str, int], recipe_file: str) -> tuple
     swift_args = {k: data[k] for k in DATA_ARGS if k in data}
     plan = Plan(entries, swift_args, token_note=rows.setup.note)
     train, held = swift_data.load_like_sft(data)
-    in_train, in_held = Counter(), Counter()
+    in_train, in_held, tags = Counter(), Counter(), Counter()
     for ds, counts in ((train, in_train), (held, in_held)):
         for row in ds if ds is not None else ():
             counts[rows.see(row, recipe_file, report=False)] += 1
+            if counts is in_train:
+                tags[image_tag(row)] += 1
+    tags.pop(None, None)
+    plan.image_tag = tags.most_common(1)[0][0] if tags else None
     for k, n in in_train.items():
         if k in owner:
             owner[k].training += n

@@ -55,7 +55,7 @@ def test_llava_json_with_string_and_list_images_and_skips(tmp_path, imgs):
     res = convert_cli("--from", "llava", str(src), "-o", str(out))
     assert res.returncode == 0
     assert "converted 3 row(s)" in res.stdout and "skipped 2" in res.stdout
-    assert "llava.json:4: image 'images/missing.png' not found" in res.stdout
+    assert "llava.json, row 4: image 'images/missing.png' not found" in res.stdout   # the whole file is one line
     assert "unknown speaker 'robot'" in res.stdout
     rows = converted(out)
     assert rows[0]["images"] == [str(imgs / "0.png")]                     # absolute, resolved

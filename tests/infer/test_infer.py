@@ -38,7 +38,7 @@ def test_compare_base_shows_training_helped_and_rows_that_cannot_run_are_skipped
     assert "Traceback" not in out.stderr
     assert f"{data}:2: MaxLengthError: Current length of row" in out.stderr
     assert f"{data}:4: image '{not_image}' does not open" in out.stderr
-    assert f"{data}:6: not a messages row" in out.stderr and "3 of 7 row(s) could not run" in out.stderr
+    assert f"{data}:6: invalid JSON (Expecting value at column 1)" in out.stderr and "3 of 7 row(s) could not run" in out.stderr
     report = json.loads(pred.with_suffix(".metrics.json").read_text())
     base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
     assert base["samples"] == tuned["samples"] == 4 and [f["line"] for f in report["failed_rows"]] == [2, 4, 6]

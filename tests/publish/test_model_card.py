@@ -78,15 +78,16 @@ def test_card_snippets_run_as_printed_and_answer(kind, overfit_run, merged_expor
             assert "Setting max_num: 2" in log and "Setting input_size: 56" in log
 
 
+@pytest.mark.parametrize("tag", ["<image>", "<image>\n"], ids=["glued", "newline"])
 @pytest.mark.parametrize("name", ["internvl3_5", "internvl2_5"])
-def test_the_cards_chat_prompt_is_the_prompt_of_training(name, tmp_path):
+def test_the_cards_chat_prompt_is_the_prompt_of_training(name, tag, tmp_path):
     """The tiny remote code builds chat() prompts as the official code does (its config's template, internvl2_5,
     with that template's default system message); with the card's `model.system_message` line the prompt is
     token for token the one swift's template builds in training and in infer.py."""
     from types import SimpleNamespace
     from conftest import VARIANTS
     from internvl_kit.models.remote_code.modeling_internvl_chat import SYSTEM_MESSAGES, InternVLChatModel
-    from internvl_kit.publish.model_card import training_system
+    from internvl_kit.publish.model_card import _chat_question, training_system
     variant = VARIANTS[name]
     code = f"""
 import re, sys
@@ -94,7 +95,7 @@ from PIL import Image
 from swift import get_processor, get_template
 proc = get_processor({str(variant.path)!r}, model_type='internvl_chat', download_model=False)
 tpl = get_template(proc, template_type={variant.template!r})
-enc = tpl.encode({{'messages': [{{'role': 'user', 'content': '<image>Colour?'}}], 'images': [Image.new('RGB', (56, 56))]}})
+enc = tpl.encode({{'messages': [{{'role': 'user', 'content': {tag + "Colour?"!r}}}], 'images': [Image.new('RGB', (56, 56))]}})
 print(repr(re.sub(r'(<IMG_CONTEXT>)+', '<IMG_CONTEXT>', proc.decode(enc['input_ids']))))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -104,7 +105,17 @@ print(repr(re.sub(r'(<IMG_CONTEXT>)+', '<IMG_CONTEXT>', proc.decode(enc['input_i
     system = training_system(SimpleNamespace(recipe={}, template=variant.template))
     default = InternVLChatModel._prompt(SimpleNamespace(system_message=SYSTEM_MESSAGES["internvl2_5"]), [],
                                         "<image>\nColour?")          # what chat() builds without the card's line
-    carded = InternVLChatModel._prompt(SimpleNamespace(system_message=system), [], "<image>\nColour?")
+    scope = {"QUESTION": "Colour?"}
+    exec(_chat_question(SimpleNamespace(image_tag=tag)), scope)      # the card's `question = ...` line
+    carded = InternVLChatModel._prompt(SimpleNamespace(system_message=system), [], scope["question"])
     image = "<img><IMG_CONTEXT></img>"
     assert carded.replace("<image>", image) == swift_prompt
-    assert (default.replace("<image>", image) == swift_prompt) == (name == "internvl2_5")   # the gap the line closes
+    if tag == "<image>":                  # the gap the system_message line closes
+        assert (default.replace("<image>", image) == swift_prompt) == (name == "internvl2_5")
+
+
+def test_the_card_says_how_long_it_trained():
+    """max_steps, when set, is what bounded the run (it overrides num_train_epochs in swift)."""
+    from internvl_kit.publish.model_card import _length
+    assert _length({"max_steps": 40, "num_train_epochs": 3}) == "40 steps (max_steps)"
+    assert _length({"max_steps": -1, "num_train_epochs": 3}) == "3 epochs"

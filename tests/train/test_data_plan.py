@@ -38,6 +38,14 @@ def test_a_local_file_gets_swifts_split_sampling_and_the_leak_warning(tmp_path, 
     assert any(f"{overlap} of the 18 held-out rows also occur in training" in w for w in plan.warnings)
     assert any("only 18 row(s) held out" in w for w in plan.warnings)
     assert plan.effective_epochs == round(2 * len(train) / len({key(r) for r in train}), 2)
+    assert plan.image_tag == "<image>"                 # the rows write `<image>Which?`: infer.py will too
+
+
+def test_the_plan_records_how_training_rows_write_the_image_tag():
+    from internvl_kit.train.data_plan import image_tag
+    row = lambda text: {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "a"}]}  # noqa
+    assert image_tag(row("<image>\nWhat?")) == "<image>\n" and image_tag(row("<image>What?")) == "<image>"
+    assert image_tag(row("<image><image>\nBoth?")) == "<image>\n" and image_tag(row("no image")) is None
 
 
 def test_rows_longer_than_max_length_are_counted_as_swift_drops_them(tmp_path, tiny_model):

@@ -48,6 +48,7 @@ CODES = {
     "duplicate": "row identical to an earlier one",
     "blank": "blank line",
     "remote-media": "remote media not checked",
+    "image-damaged": "an image whose structure looks header-only or truncated (pixels not decoded without --deep)",
     "video-length": "token length of a video sample not checked",
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
@@ -296,6 +297,9 @@ class Validator:
                     else:
                         emit("image-bad", f"inline image {_short(ref)}: {info}")
                     continue
+                if info.damage:
+                    emit("image-damaged", f"image {_short(ref)}: {info.damage}; swift fails on it when it decodes "
+                                          f"the pixels (--deep decodes every image to be sure)")
                 sizes.append((info.width, info.height))
         return Sample(row, sizes) if ok and not errors else None
 
@@ -354,21 +358,32 @@ class Validator:
             for n, raw in enumerate(f, 1):
                 yield n, raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
 
-    def _row(self, stripped: bytes, n: int, seen: dict[int, int], dataset_dir: Path,
-             emit: Callable[[str, str], None], report: Report,
-             on_sample: Callable[[Sample], None] | None) -> Sample | None:
-        """One non-blank line: decoding, JSON, duplicates, the row checks and the token length."""
+    def _parse(self, stripped: bytes, emit: Callable[[str, str], None]) -> tuple[list[Any], str | None]:
+        """The JSON values of one line as swift's loader reads them (the Arrow JSON reader takes several
+        objects on a line, and NaN), and why the whole file fails to load because of this line, if it does."""
         try:
-            stripped.decode("utf-8")
+            text = stripped.decode("utf-8")
         except UnicodeDecodeError as e:
             emit("utf8", f"invalid UTF-8 at byte {e.start}; fix: re-encode the file as UTF-8")
-            return None
+            return [], "invalid UTF-8"
         try:
-            row = _loads(stripped)
+            values = [_loads(stripped)]
         except _JSONError as e:
-            emit("json", f"invalid JSON: {e}")
-            return None
-        key = hash(stripped)
+            values = _json_values(text)
+            if values is None:
+                emit("json", f"invalid JSON: {e}")
+                return [], "not JSON"
+        others = [v for v in values if not isinstance(v, dict)]
+        if others:
+            kind = {list: "array", str: "string", type(None): "null"}.get(type(others[0]), type(others[0]).__name__)
+            emit("json", f"a JSON {kind}, not an object: swift's row preprocessor fails on it")
+            return [], f"a JSON {kind}, not an object"
+        return values, None
+
+    def _row(self, row: Any, key: int, n: int, seen: dict[int, int], dataset_dir: Path,
+             emit: Callable[[str, str], None], report: Report,
+             on_sample: Callable[[Sample], None] | None) -> Sample | None:
+        """One JSON object: duplicates, the row checks and the token length."""
         if key in seen:
             emit("duplicate", f"same row as line {seen[key]}")
         else:
@@ -400,6 +415,7 @@ class Validator:
             return file_problem(problem)
         dataset_dir = path.resolve().parent
         rows_before = report.samples
+        first_fatal: tuple[int, str] | None = None
         try:
             for n, raw in self.lines(path):
                 codes.clear()
@@ -413,17 +429,46 @@ class Validator:
                 if not stripped:
                     emit("blank", "blank line (skipped)")
                     continue
-                report.samples += 1
-                sample = self._row(stripped, n, seen, dataset_dir, emit, report, on_sample)
-                if on_row is not None:
-                    on_row(n, list(codes), sample)
+                values, fatal = self._parse(stripped, emit)
+                if fatal and first_fatal is None:
+                    first_fatal = (n, fatal)
+                if not values:
+                    report.samples += 1
+                    if on_row is not None:
+                        on_row(n, list(codes), None)
+                for i, row in enumerate(values):
+                    report.samples += 1
+                    sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
+                    if on_row is not None:
+                        on_row(n, list(codes), sample)
+                    codes.clear()
         except FileProblem as e:
             return file_problem(str(e))
         except OSError as e:
             return file_problem(f"cannot read: {e.strerror or e}")
-        if report.samples == rows_before:
+        if first_fatal is not None:
+            n, why = first_fatal
+            file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
+                         f"{report.samples - rows_before} row(s) would train; fix or remove that line")
+        elif report.samples == rows_before:
             file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from the "
                          "recipe or fill it")
+
+
+def _json_values(text: str) -> list[Any] | None:
+    """Several JSON values on one line, NaN/Infinity allowed (as the Arrow JSON reader takes them), or None."""
+    import json
+    dec, values, pos = json.JSONDecoder(), [], 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text):
+            return values
+        try:
+            value, pos = dec.raw_decode(text, pos)
+        except ValueError:
+            return None
+        values.append(value)
 
 
 class FileProblem(Exception):

@@ -1,0 +1,49 @@
+"""File-level truth, with swift as the oracle: a line that makes swift's loader fail the whole file is reported
+as a file-level error (which line, and that none of the file's rows would train); lines swift's loader reads
+as rows (several objects on a line, NaN in a key) are rows for validate too."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data_tools.validate import Options, Report, Validator
+
+GOOD = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]})
+# name -> the middle line of a three-line file (the other two are GOOD)
+LINES = {
+    "trailing text": (GOOD + " trailing").encode(),
+    "comment line": b"// a comment",
+    "BOM in mid-file": ("\ufeff" + GOOD).encode(),
+    "bare string": b'"just a string"',
+    "array line": ("[" + GOOD + "]").encode(),
+    "invalid UTF-8": b'{"messages": "\xff\xfe"}',
+    "two objects on a line": (GOOD + " " + GOOD).encode(),
+    "NaN in an extra key": (GOOD[:-1] + ', "score": NaN}').encode(),
+}
+
+
+def _swift_rows(path) -> int | None:
+    from swift.dataset import load_dataset
+    try:
+        ds, _ = load_dataset([str(path)], num_proc=1, load_from_cache_file=False)
+    except Exception:  # noqa: BLE001 - whatever swift raises, the file does not load
+        return None
+    return len(ds)
+
+
+@pytest.mark.parametrize("case", list(LINES))
+def test_validate_says_what_swifts_loader_does_with_the_whole_file(case, tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(GOOD.encode() + b"\n" + LINES[case] + b"\n" + GOOD.encode() + b"\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    file_level = [i for i in issues if i.code == "file"]
+    rows = _swift_rows(path)
+    if rows is None:
+        assert len(file_level) == 1, [str(i) for i in issues]
+        assert "line 2 is" in str(file_level[0]) and "fails on the whole file" in str(file_level[0])
+        assert f"none of its {report.samples} row(s) would train" in str(file_level[0])
+    else:
+        assert file_level == [] and [str(i) for i in issues if i.severity == "error"] == []
+        assert report.samples == rows, (report.samples, rows)

@@ -66,8 +66,9 @@ def place_tags(messages: list[dict[str, str]], n_images: int) -> None:
         first["content"] = "<image>\n" * (n_images - have) + first["content"].lstrip("\n")
 
 
-# Fields each converter carries into the output; anything else in a row is reported as dropped.
+# Fields each converter carries into the output; anything else in a row, or in a turn, is reported as dropped.
 CONVERSATION_FIELDS = {"conversations", "image", "images", "video", "videos", "system"}
+TURN_FIELDS = {"from", "value", "role", "content", "loss", "loss_scale"}   # loss/loss_scale: swift keeps them
 ALPACA_FIELDS = {"instruction", "input", "output", "system", "history", "image", "images"}
 
 
@@ -82,10 +83,22 @@ def from_conversations(row: dict[str, Any], paths: Paths, root: Path | None = No
         role = ROLE_MAP.get(str(turn.get("from", turn.get("role", ""))).lower())
         if role is None:
             raise Skip(f"unknown speaker {turn.get('from')!r} (known: {', '.join(ROLE_MAP)})")
-        messages.append({"role": role, "content": str(turn.get("value", turn.get("content", "")))})
-    images = [paths(p, root) for p in _as_list(row.get("image", row.get("images")))]
-    videos = [paths(p, root) for p in _as_list(row.get("video", row.get("videos")))]
-    return _finish(messages, images, videos)
+        message = {"role": role, "content": _text(turn.get("value", turn.get("content", "")))}
+        message.update({k: turn[k] for k in ("loss", "loss_scale") if k in turn})   # a turn not trained on stays so
+        messages.append(message)
+    return _finish(messages, _media(row, "images", paths, root), _media(row, "videos", paths, root))
+
+
+def _text(value: Any) -> str:
+    """A turn's text; a list of answers gives its first, as swift's preprocessors take it (reported)."""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value)
+
+
+def _media(row: dict[str, Any], key: str, paths: Paths, root: Path | None = None) -> list[str]:
+    """`images` and `image` (or videos/video) both carried, `images` first: swift reads the plural."""
+    return [paths(p, root) for p in _as_list(row.get(key)) + _as_list(row.get(key[:-1]))]
 
 
 def from_alpaca(row: dict[str, Any], paths: Paths) -> dict[str, Any]:
@@ -98,8 +111,7 @@ def from_alpaca(row: dict[str, Any], paths: Paths) -> dict[str, Any]:
             raise Skip(f"history entry {pair!r} is not a [question, answer] pair")
         messages += [{"role": "user", "content": str(pair[0])}, {"role": "assistant", "content": str(pair[1])}]
     messages += [{"role": "user", "content": user}, {"role": "assistant", "content": str(row["output"])}]
-    images = [paths(p) for p in _as_list(row.get("images", row.get("image")))]
-    return _finish(messages, images)
+    return _finish(messages, _media(row, "images", paths))
 
 
 def _finish(messages: list[dict[str, str]], images: list[str], videos: list[str] = ()) -> dict[str, Any]:
@@ -302,7 +314,13 @@ def _dropped(rec: Any, carried: set[str]) -> set[str]:
     """Fields of an input row the output does not carry (non-empty ones only)."""
     if not isinstance(rec, dict):
         return set()
-    return {k for k, v in rec.items() if k not in carried and v not in (None, "", [], {})}
+    lost = {k for k, v in rec.items() if k not in carried and v not in (None, "", [], {})}
+    for turn in rec.get("conversations") or [] if "conversations" in carried else []:
+        if isinstance(turn, dict):
+            lost |= {f"conversations[].{k}" for k, v in turn.items() if k not in TURN_FIELDS and v not in (None, "")}
+            if isinstance(turn.get("value", turn.get("content")), list):
+                lost.add("conversations[].value beyond a list's first item")
+    return lost
 
 
 def _guard(fn, *a) -> Any:

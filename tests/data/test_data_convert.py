@@ -251,3 +251,24 @@ def test_internvl_repeat_time_and_relative_image_root(tmp_path, imgs):
     out2 = tmp_path / "o2.jsonl"
     res = convert_cli("--from", "internvl", str(ann), "-o", str(out2), "--image-root", "images", cwd=tmp_path)
     assert res.returncode == 0 and json.loads(out2.read_text())["images"] == [str(imgs / "0.png")]
+
+
+def test_convert_carries_or_reports_every_field_at_every_level(tmp_path, imgs):
+    """Turn-level keys swift keeps (loss, loss_scale) are carried, others reported; `image` and `images` are
+    both kept (`images` first); a list answer becomes its first item, as swift's preprocessors take it, and
+    that is reported too."""
+    src = tmp_path / "llava.jsonl"
+    src.write_text(json.dumps({"image": "images/0.png", "images": ["images/1.png"], "conversations": [
+        {"from": "human", "value": "<image>\n<image>\nSame?"},
+        {"from": "gpt", "value": "no", "loss": False, "weight": 0.5},
+        {"from": "human", "value": "Sure?"},
+        {"from": "gpt", "value": ["yes", "quite"]}]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    res = convert_cli("--from", "llava", str(src), "-o", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    (row,) = converted(out)
+    assert [Path(p).name for p in row["images"]] == ["1.png", "0.png"]
+    assert row["messages"][1] == {"role": "assistant", "content": "no", "loss": False}
+    assert row["messages"][3]["content"] == "yes"
+    assert "dropped field 'conversations[].weight' from 1 row(s)" in res.stdout
+    assert "conversations[].value beyond a list's first item" in res.stdout

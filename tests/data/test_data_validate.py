@@ -67,10 +67,12 @@ def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
                 5: {("warning", "empty")}, 6: {("error", "extra-tags")}, 7: {("error", "image-missing")},
                 8: {("error", "image-bad")}, 9: {("error", "too-long")}, 10: {("warning", "missing-tags")},
                 11: {("error", "relative-path")}, 12: {("warning", "duplicate")}, 13: {("warning", "blank")},
-                14: {("warning", "remote-media")}, 15: {("error", "utf8")}}
+                14: {("warning", "remote-media")}, 15: {("error", "utf8")},
+                0: {("error", "file")}}          # line 2 is not JSON: swift's loader fails on the whole file
     assert got == expected
     assert path.read_bytes() == before                        # input untouched
-    assert "summary: 14 samples in 1 file(s): 9 error(s), 5 warning(s)" in out.stdout
+    assert "summary: 14 samples in 1 file(s): 10 error(s), 5 warning(s)" in out.stdout
+    assert "line 2 is not JSON: swift's loader fails on the whole file, so none of its 14 row(s)" in out.stdout
     assert "fix: max_length=" in out.stdout and "swift would drop this sample silently" in out.stdout
     assert "swift resolves against the current directory" in out.stdout
 
@@ -120,9 +122,12 @@ def test_json_report(fixture_dir, tmp_path):
     f.write_text(_row(images=[str(fixture_dir / "img" / "ok.png")]) + "\n{bad\n")
     out = run_cli("-m", "data_tools", "validate", str(f), "--json", "--max-length", "5000")
     report = json.loads(out.stdout)
-    assert out.returncode == 1 and report["errors"] == 1 and report["samples"] == 2
+    assert out.returncode == 1 and report["errors"] == 2 and report["samples"] == 2
     assert report["issues"] == [{"path": str(f), "line": 2, "severity": "error", "code": "json",
-                                 "message": report["issues"][0]["message"]}]
+                                 "message": report["issues"][0]["message"]},
+                                {"path": str(f), "line": 0, "severity": "error", "code": "file",
+                                 "message": "line 2 is not JSON: swift's loader fails on the whole file, so none "
+                                            "of its 2 row(s) would train; fix or remove that line"}]
     assert report["max_tokens"] > 256 and "ESTIMATED" in report["tokens"]
 
 

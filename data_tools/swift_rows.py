@@ -171,14 +171,23 @@ def _merge_turns(messages: list[dict]) -> list[dict]:
     return out
 
 
-def normalize(row: dict) -> tuple[dict, str]:
-    """(the row in messages form, the format it came in); RowError where swift would drop or fail on it.
-
-    Rows in no format swift knows come back unchanged, for the schema check to explain."""
+def media_keys(row: dict) -> dict:
+    """`image`/`video`/`audio` read as `images`/`videos`/`audios`, as swift's loader renames those columns
+    for every row format (where both are given, swift keeps the plural). A copy when anything changes."""
+    if not any(short in row for short in ("image", "video", "audio")):
+        return row
     row = dict(row)
     for short, full in (("image", "images"), ("video", "videos"), ("audio", "audios")):
         if short in row and full not in row:
             row[full] = row.pop(short)
+    return row
+
+
+def normalize(row: dict) -> tuple[dict, str]:
+    """(the row in messages form, the format it came in); RowError where swift would drop or fail on it.
+
+    Rows in no format swift knows come back unchanged, for the schema check to explain."""
+    row = media_keys(row)
     key = next((k for k in MESSAGE_KEYS if k in row), None)
     if key is not None:
         messages, fmt = _from_messages(row, key)

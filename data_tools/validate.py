@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from . import images as img
 from .schema import ROLES, explain, fast_check
-from .swift_rows import RowError, normalize, template_forms
+from .swift_rows import RowError, media_keys, normalize, template_forms
 from .tokens import Counter
 
 try:
@@ -39,6 +39,7 @@ CODES = {
     "image-missing": "image file not found",
     "image-bad": "image file unreadable",
     "too-long": "sample longer than max_length",
+    "mixed-formats": "a row in another format than the file's: swift drops it",
     "tools": "a row with tools, which swift's InternVL templates cannot encode without an agent template",
     "relative-path": "relative image path that only resolves against the dataset file",
     "file": "input file cannot be read",
@@ -53,7 +54,7 @@ CODES = {
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
-          "too-long", "tools", "file"}
+          "too-long", "tools", "file", "mixed-formats"}
 _PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
 MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
@@ -205,6 +206,7 @@ class Validator:
         if not isinstance(row, dict):
             emit("json", f"expected a JSON object per line, got {type(row).__name__}")
             return None
+        row = media_keys(row)
         try:
             if not _plain(row):
                 self._check(row)
@@ -416,6 +418,8 @@ class Validator:
         dataset_dir = path.resolve().parent
         rows_before = report.samples
         first_fatal: tuple[int, str] | None = None
+        kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
+        columns: set[str] = set()                  # every key of every row: swift's loader sees their union
         try:
             for n, raw in self.lines(path):
                 codes.clear()
@@ -438,6 +442,8 @@ class Validator:
                         on_row(n, list(codes), None)
                 for i, row in enumerate(values):
                     report.samples += 1
+                    kinds.append((n, row_kind(row)))
+                    columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
                     if on_row is not None:
                         on_row(n, list(codes), sample)
@@ -446,6 +452,14 @@ class Validator:
             return file_problem(str(e))
         except OSError as e:
             return file_problem(f"cannot read: {e.strerror or e}")
+        kind = file_kind(columns)
+        for n, own in kinds:
+            if kind == "messages" and own != kind:        # no messages of its own: swift's rows have none
+                report.counts["mixed-formats"] += 1
+                sink(Issue(shown, n, "mixed-formats", f"a {own} row in a file swift reads as {kind} rows (its rows' "
+                                                       f"keys decide one format per file): swift drops it silently; "
+                                                       f"fix: convert it (python -m data_tools convert) or move it to "
+                                                       f"a file of its own"))
         if first_fatal is not None:
             n, why = first_fatal
             file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
@@ -453,6 +467,22 @@ class Validator:
         elif report.samples == rows_before:
             file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from the "
                          "recipe or fill it")
+
+
+MESSAGES_COLUMNS = ("conversation", "conversations", "messages")
+
+
+def row_kind(row: dict[str, Any]) -> str:
+    """The format swift's AutoPreprocessor would pick for this row's keys alone."""
+    return file_kind(set(row))
+
+
+def file_kind(columns: set[str]) -> str:
+    """The one format swift's AutoPreprocessor picks for a file, from the union of its rows' keys: messages
+    if any row has a messages key, alpaca if rows have instruction and input, else query/response."""
+    if any(c in columns for c in MESSAGES_COLUMNS):
+        return "messages"
+    return "alpaca" if {"instruction", "input"} <= columns else "query/response"
 
 
 def _json_values(text: str) -> list[Any] | None:

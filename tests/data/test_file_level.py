@@ -47,3 +47,27 @@ def test_validate_says_what_swifts_loader_does_with_the_whole_file(case, tmp_pat
     else:
         assert file_level == [] and [str(i) for i in issues if i.severity == "error"] == []
         assert report.samples == rows, (report.samples, rows)
+
+
+def test_rows_in_another_format_than_the_files_are_errors_as_swift_drops_them(tmp_path):
+    """swift picks one preprocessor per file from the union of its rows' keys: with a messages row in the
+    file, a query/response row has no messages and is dropped silently."""
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(GOOD + "\n" + json.dumps({"query": "q", "response": "r"}) + "\n" + GOOD.replace("ok", "fine") + "\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    assert [(i.line, i.code) for i in issues if i.severity == "error"] == [(2, "mixed-formats")]
+    assert _swift_rows(path) == 2 == report.samples - report.errors
+
+
+def test_a_messages_row_with_a_singular_image_key_has_that_image(tmp_path):
+    """swift renames `image` to `images` for every row format, messages rows included."""
+    from PIL import Image
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "<image>What?"},
+                                             {"role": "assistant", "content": "a"}], "image": str(tmp_path / "a.png")})
+                    + "\n" + GOOD + "\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    assert [str(i) for i in issues if i.severity == "error"] == [] and _swift_rows(path) == 2

@@ -49,19 +49,24 @@ def swift_side(path: Path, markers: list[str], template) -> dict[str, int | None
 def our_side(path: Path, markers: list[str], validator) -> tuple[dict[str, int] | None, dict[str, list[str]]]:
     """marker -> validate's token count for accepted rows (None: a file-level error), and codes per marker."""
     from data_tools.validate import ERRORS, Report
-    rows, codes_of, issues = {}, {}, []
+    rows, codes_of, line_of, issues = {}, {}, {}, []
 
     def on_row(n: int, codes: list[str], sample) -> None:
         if sample is None:
             return
         marker = _marker(json.dumps(sample.row.get("messages"), ensure_ascii=False), markers)
-        codes_of[marker] = codes
+        codes_of[marker], line_of[marker] = list(codes), n
         if not set(codes) & ERRORS:
             rows[marker] = validator.check_length(sample, lambda *a: None)
 
     validator.validate_file(path, Report(), issues.append, on_row=on_row)
     if any(i.code == "file" for i in issues):
         return None, codes_of
+    late = {(i.line, i.code) for i in issues if i.code in ERRORS}      # file-level checks name their rows' lines
+    for marker, n in line_of.items():
+        codes_of[marker] += [code for line, code in late if line == n and code not in codes_of[marker]]
+        if any(line == n for line, _ in late):
+            rows.pop(marker, None)
     return rows, codes_of
 
 

@@ -20,6 +20,7 @@ def test_stats_on_the_demo_data(demo_model, demo_data, tmp_path):
     # demo sizes cycle 64x64, 112x56, 56x112, 96x72 -> 1, 3, 3, 7 tiles with max_num 6 (56-px tiles)
     assert stats["tiles_per_image"] == {"1": 12, "3": 24, "7": 12}
     assert stats["tokens"]["image"]["max"] == 7 * 4 and stats["tokens"]["total"]["max"] == 61
+    assert set(stats["tokens"]) == {"text_and_template", "image", "total"}      # text alone is not what is counted
     assert stats["over_max_length"] == 12
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size[0] > 400

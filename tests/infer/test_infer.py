@@ -40,6 +40,8 @@ def test_compare_base_shows_training_helped_and_rows_that_cannot_run_are_skipped
     assert f"{data}:4: image '{not_image}' does not open" in out.stderr
     assert f"{data}:6: invalid JSON (Expecting value at column 1)" in out.stderr and "3 of 7 row(s) could not run" in out.stderr
     report = json.loads(pred.with_suffix(".metrics.json").read_text())
+    kept = overfit_run["checkpoint"] / "infer" / "mixed.metrics.json"      # -o elsewhere: the card still finds it
+    assert json.loads(kept.read_text()) == report
     base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
     assert base["samples"] == tuned["samples"] == 4 and [f["line"] for f in report["failed_rows"]] == [2, 4, 6]
     assert tuned["exact_match"] > base["exact_match"]

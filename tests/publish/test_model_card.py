@@ -119,3 +119,11 @@ def test_the_card_says_how_long_it_trained():
     from internvl_kit.publish.model_card import _length
     assert _length({"max_steps": 40, "num_train_epochs": 3}) == "40 steps (max_steps)"
     assert _length({"max_steps": -1, "num_train_epochs": 3}) == "3 epochs"
+
+
+def test_proof_lines_state_small_ratios_readably():
+    """A worst element far inside the tolerance reads as such, not as "0.00x"."""
+    from internvl_kit.publish.cli import _describe_proof
+    line = _describe_proof({"proof": "weights", "lora_targets": 14, "worst_vs_tolerance": 0.00041, "replaced": 14,
+                            "unchanged": 3})
+    assert "worst element at 0.00041 of the dtype tolerance" in line

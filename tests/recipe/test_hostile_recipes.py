@@ -67,6 +67,8 @@ CASES = {
     "truncation raise (swift refuses it)": (BASE + "truncation_strategy: raise\n", [], {},
                                             "truncation_strategy: 'raise' is not allowed", 3),
     "typo": (BASE + "lora_dtpye: bfloat16\n", [], {}, "lora_dtpye: unknown key; did you mean 'lora_dtype'?", 3),
+    "unknown key": (BASE + "zzz_frobnicate: 1\n", [], {}, "zzz_frobnicate: unknown key (list the allowed ones with: "
+                                                          "python train.py --keys PATTERN)", 3),
     "gpus -4": (None, ["--estimate", "--gpus", "-4"], {}, "--gpus: must be a positive integer, got -4", None),
     "gpu memory nan": (None, ["--estimate", "--gpu-memory", "nan"], {}, "must be a positive number of GiB, got nan",
                        None),

@@ -51,8 +51,14 @@ def our_side(path: Path, markers: list[str], validator) -> tuple[dict[str, int] 
     from data_tools.validate import ERRORS, Report
     rows, codes_of, line_of, issues = {}, {}, {}, []
 
+    raw = path.read_bytes().decode("utf-8", "replace").splitlines()
+
     def on_row(n: int, codes: list[str], sample) -> None:
-        if sample is None:
+        if sample is None:                       # refused: the marker is in its line as written
+            for marker in markers:
+                if n <= len(raw) and re.search(re.escape(marker) + r"(?![0-9a-z])", raw[n - 1]):
+                    codes_of.setdefault(marker, []).extend(codes)
+                    line_of.setdefault(marker, n)
             return
         marker = _marker(json.dumps(sample.row.get("messages"), ensure_ascii=False), markers)
         codes_of[marker], line_of[marker] = list(codes), n

@@ -454,9 +454,9 @@ class Validator:
             return file_problem(f"cannot read: {e.strerror or e}")
         kind = file_kind(columns)
         for n, own in kinds:
-            if kind == "messages" and own != kind:        # no messages of its own: swift's rows have none
+            if own != kind and (kind is None or kind in MESSAGES_COLUMNS):    # it has no `kind` key of its own
                 report.counts["mixed-formats"] += 1
-                sink(Issue(shown, n, "mixed-formats", f"a {own} row in a file swift reads as {kind} rows (its rows' "
+                sink(Issue(shown, n, "mixed-formats", f"a {own} row in a file swift reads as {kind or 'no'} rows (its rows' "
                                                        f"keys decide one format per file): swift drops it silently; "
                                                        f"fix: convert it (python -m data_tools convert) or move it to "
                                                        f"a file of its own"))
@@ -469,19 +469,22 @@ class Validator:
                          "recipe or fill it")
 
 
-MESSAGES_COLUMNS = ("conversation", "conversations", "messages")
+MESSAGES_COLUMNS = ("messages", "conversations", "conversation")
 
 
 def row_kind(row: dict[str, Any]) -> str:
-    """The format swift's AutoPreprocessor would pick for this row's keys alone."""
-    return file_kind(set(row))
+    """The row's own format as swift's loader tells formats apart: its messages key, alpaca, query/response."""
+    return next((c for c in MESSAGES_COLUMNS if c in row), None) or (
+        "alpaca" if {"instruction", "input"} <= set(row) else "query/response")
 
 
-def file_kind(columns: set[str]) -> str:
-    """The one format swift's AutoPreprocessor picks for a file, from the union of its rows' keys: messages
-    if any row has a messages key, alpaca if rows have instruction and input, else query/response."""
-    if any(c in columns for c in MESSAGES_COLUMNS):
-        return "messages"
+def file_kind(columns: set[str]) -> str | None:
+    """The one format swift reads a file's rows in, from the union of their keys: a messages key when any row
+    has one (`messages` first; both conversation spellings and no `messages`: none, swift keeps no row),
+    else alpaca or query/response (None means no row is kept)."""
+    present = [c for c in MESSAGES_COLUMNS if c in columns]
+    if present:
+        return "messages" if "messages" in present else present[0] if len(present) == 1 else None
     return "alpaca" if {"instruction", "input"} <= columns else "query/response"
 
 

@@ -71,3 +71,13 @@ def test_a_messages_row_with_a_singular_image_key_has_that_image(tmp_path):
     report, issues = Report(), []
     Validator(Options()).validate_file(path, report, issues.append)
     assert [str(i) for i in issues if i.severity == "error"] == [] and _swift_rows(path) == 2
+
+
+def test_conversations_rows_beside_messages_rows_are_dropped_as_swift_does(tmp_path):
+    conv = json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "r"}]})
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(GOOD + "\n" + conv + "\n" + GOOD.replace("ok", "fine") + "\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    assert [(i.line, i.code) for i in issues if i.severity == "error"] == [(2, "mixed-formats")]
+    assert _swift_rows(path) == 2

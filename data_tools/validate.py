@@ -419,6 +419,7 @@ class Validator:
         rows_before = report.samples
         first_fatal: tuple[int, str] | None = None
         kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
+        singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
         columns: set[str] = set()                  # every key of every row: swift's loader sees their union
         try:
             for n, raw in self.lines(path):
@@ -443,6 +444,7 @@ class Validator:
                 for i, row in enumerate(values):
                     report.samples += 1
                     kinds.append((n, row_kind(row)))
+                    singular += [(n, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
                     columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
                     if on_row is not None:
@@ -460,6 +462,13 @@ class Validator:
                                                        f"keys decide one format per file): swift drops it silently; "
                                                        f"fix: convert it (python -m data_tools convert) or move it to "
                                                        f"a file of its own"))
+        for n, short in singular:
+            full = dict(SINGULAR_MEDIA)[short]
+            if full in columns:
+                report.counts["mixed-formats"] += 1
+                sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
+                                                       f"`{full}`, and swift then drops the `{short}` column (this row "
+                                                       f"would train without it); fix: write `{full}` in every row"))
         if first_fatal is not None:
             n, why = first_fatal
             file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
@@ -469,6 +478,7 @@ class Validator:
                          "recipe or fill it")
 
 
+SINGULAR_MEDIA = (("image", "images"), ("video", "videos"), ("audio", "audios"))
 MESSAGES_COLUMNS = ("messages", "conversations", "conversation")
 
 

@@ -81,3 +81,20 @@ def test_conversations_rows_beside_messages_rows_are_dropped_as_swift_does(tmp_p
     Validator(Options()).validate_file(path, report, issues.append)
     assert [(i.line, i.code) for i in issues if i.severity == "error"] == [(2, "mixed-formats")]
     assert _swift_rows(path) == 2
+
+
+def test_a_singular_image_key_beside_rows_with_images_is_lost_as_in_swift(tmp_path):
+    """swift renames `image` to `images` only where the file has no `images` column: otherwise it drops it."""
+    from PIL import Image
+    for name in ("a", "b"):
+        Image.new("RGB", (64, 48)).save(tmp_path / f"{name}.png")
+    msgs = [{"role": "user", "content": "<image>hi"}, {"role": "assistant", "content": "ok"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"messages": msgs, "images": [str(tmp_path / "a.png")]}) + "\n"
+                    + json.dumps({"messages": msgs, "image": str(tmp_path / "b.png")}) + "\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    assert [(i.line, i.code) for i in issues if i.severity == "error"] == [(2, "mixed-formats")]
+    from swift.dataset import load_dataset
+    ds, _ = load_dataset([str(path)], num_proc=1, load_from_cache_file=False)
+    assert [bool(r["images"]) for r in ds] == [True, False]

@@ -4,15 +4,19 @@ PNG, JPEG and WebP are parsed here directly (the formats datasets mostly use, an
 much faster than Pillow); everything else (BMP with its many header variants, TIFF, ...) goes to
 Pillow's lazy open, which also reads only the header. Both agree with Pillow on size and mode
 (tests/data/test_image_headers.py, over a generated corpus of formats and variants). Pillow's
-decompression-bomb limit, which stops swift's `Image.open`, is an error here too. A cheap structure walk
-(PNG chunks, the JPEG end marker) warns of a header-only or truncated file; `decode` (--deep) is exact.
+decompression-bomb limit, which stops swift's `Image.open`, is an error here too. The fast paths open a
+file exactly when Pillow's Image.open does (the headers Pillow reads must be whole: PNG chunks before the
+first IDAT, with their checksums; JPEG segments up to the start of scan; a whole WebP RIFF), and a cheap
+walk of the rest (PNG chunk headers, the JPEG end marker) warns of truncated pixel data; `decode` (--deep)
+is exact.
 """
 from __future__ import annotations
 
 import io
 import os
 import struct
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 
@@ -52,15 +56,26 @@ def _check_bomb(info: ImageInfo) -> ImageInfo:
 
 
 def _jpeg(f: BinaryIO, head: bytes, size: int) -> ImageInfo:
-    data, pos = head, 2
-    while True:
-        while len(data) < pos + 10:
-            more = f.read(4096)
+    """Pillow opens a JPEG once every marker segment up to the start of scan is whole: so must we."""
+    data, pos, found = head, 2, None
+
+    def have(n: int) -> bool:
+        nonlocal data
+        while len(data) < n:
+            more = f.read(max(4096, n - len(data)))
             if not more:
-                raise ImageError("JPEG ends before its size marker (truncated?)")
+                return False
             data += more
-        if data[pos] != 0xFF:
-            raise ImageError("corrupt JPEG marker sequence")
+        return True
+
+    while True:
+        if not have(pos + 2):
+            if found is not None:     # it ends between segments: Pillow opens it, but has no pixels to load
+                return ImageInfo("JPEG", *found, "the JPEG ends before its image data: truncated")
+            raise ImageError("the JPEG ends before its image data (a truncated header): Pillow cannot open it")
+        if data[pos] != 0xFF:         # junk between segments: Pillow skips it
+            pos += 1
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:            # fill byte
             pos += 1
@@ -68,29 +83,48 @@ def _jpeg(f: BinaryIO, head: bytes, size: int) -> ImageInfo:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos += 2
             continue
+        if not have(pos + 4) or not have(pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]):
+            raise ImageError("the JPEG ends inside a header segment (truncated): Pillow cannot open it")
         seg_len = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if marker in _JPEG_SOF:
+        if marker in _JPEG_SOF and seg_len >= 8:
             h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
-            mode = _JPEG_MODES.get(data[pos + 9], "")
+            found = (w, h, _JPEG_MODES.get(data[pos + 9], ""))
+        if marker == 0xDA:            # start of scan: Pillow stops reading headers here
+            if found is None:
+                raise ImageError("a JPEG with no frame header (SOF) before its scan: Pillow cannot open it")
             f.seek(max(size - 2, 0))
             damage = None if f.read(2) == b"\xff\xd9" else "no JPEG end marker: the file looks truncated"
-            return ImageInfo("JPEG", w, h, mode, damage)
+            return ImageInfo("JPEG", *found, damage)
         pos += 2 + seg_len
 
 
 def _png(f: BinaryIO, head: bytes, size: int) -> ImageInfo:
+    """Pillow opens a PNG once every chunk before the first IDAT is whole, with its CRC right, and the IDAT
+    header is there; the rest (the pixel data) is only walked by chunk header, for the damage warning."""
     w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
-    pos, seen = 8, set()
+    f.seek(8)
+    while True:
+        top = f.read(8)
+        if len(top) < 8:
+            raise ImageError("the PNG ends before its image data (IDAT): only a header, Pillow cannot open it")
+        length, kind = struct.unpack(">I4s", top)
+        if not kind.isalpha() or not kind.isascii():
+            raise ImageError(f"a broken PNG chunk ({kind!r}): Pillow cannot open it")
+        if kind in (b"IDAT", b"fdAT"):
+            break
+        body = f.read(length)
+        crc = f.read(4)
+        if len(body) < length or len(crc) < 4:
+            raise ImageError(f"the PNG ends inside its {kind.decode()} chunk (truncated): Pillow cannot open it")
+        if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            raise ImageError(f"a bad checksum in the PNG's {kind.decode()} chunk: Pillow cannot open it")
+    pos, seen = f.tell() - 8, set()
     while pos + 8 <= size and b"IEND" not in seen:           # chunk headers only: seek over the data
         f.seek(pos)
         length, kind = struct.unpack(">I4s", f.read(8))
         pos += 12 + length
         seen.add(kind)
-    damage = None
-    if b"IDAT" not in seen:
-        damage = "a PNG with no image data (IDAT): only a header"
-    elif pos > size or b"IEND" not in seen:
-        damage = "the PNG ends inside its data: truncated"
+    damage = None if pos <= size and b"IEND" in seen else "the PNG ends inside its data: truncated"
     return ImageInfo("PNG", w, h, _PNG_MODES.get((depth, colour), ""), damage)
 
 
@@ -128,12 +162,16 @@ def read_header(src: Source) -> ImageInfo:
             info = _png(f, head, size)
         elif head[:3] == b"\xff\xd8\xff":
             info = _jpeg(f, head, size)
-        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30 and \
+                size >= 8 + int.from_bytes(head[4:8], "little"):        # else Pillow (it reads it all) decides
             info = _webp(head)
         elif head[:6] in (b"GIF87a", b"GIF89a"):
             # Not from the header: the logical screen can be 0x0 or smaller than the first frame, and
             # swift sees the size Pillow gives the loaded frame.
-            return decode(src)
+            try:
+                return decode(src)
+            except ImageError as e:          # Pillow may still open it: the header's size, and the damage
+                return replace(_pil_header(src), damage=f"the GIF {e}")
     return _check_bomb(info) if info is not None else _pil_header(src)
 
 

@@ -49,7 +49,7 @@ CODES = {
     "duplicate": "row identical to an earlier one",
     "blank": "blank line",
     "remote-media": "remote media not checked",
-    "image-damaged": "an image whose structure looks header-only or truncated (pixels not decoded without --deep)",
+    "image-damaged": "an image whose pixel data looks truncated (pixels not decoded without --deep)",
     "video-length": "token length of a video sample not checked",
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other

@@ -100,15 +100,42 @@ def test_pillows_decompression_bomb_limit_is_an_error_as_in_swift():
 def test_header_only_and_truncated_files_are_found_without_decoding():
     whole = _image("PNG", "RGB", (64, 48), {})
     header_only = whole[:33]                                                 # signature + IHDR, nothing else
+    with pytest.raises(ImageError, match="only a header"):                  # Pillow cannot even open it
+        read_header(header_only)
     cut_png = whole[:len(whole) - 20]
     jpeg = _image("JPEG", "RGB", (64, 48), {})
-    cut_jpeg = jpeg[:len(jpeg) // 2]
-    for data, says in ((header_only, "no image data"), (cut_png, "truncated"), (cut_jpeg, "truncated")):
+    cut_jpeg = jpeg[:len(jpeg) - 10]                                         # inside the scan data
+    for data in (cut_png, cut_jpeg):
         info = read_header(data)
-        assert info.damage and says in info.damage and (info.width, info.height) == (64, 48)
+        assert info.damage and "truncated" in info.damage and (info.width, info.height) == (64, 48)
         with pytest.raises(ImageError):                                      # --deep is exact
             decode(data)
     assert read_header(whole).damage is None and read_header(jpeg).damage is None
+
+
+@pytest.mark.parametrize("fmt,mode,options", [("PNG", "RGB", {}), ("PNG", "P", {}), ("JPEG", "RGB", {}),
+                                              ("JPEG", "L", {"progressive": True}), ("WEBP", "RGB", {}),
+                                              ("WEBP", "RGBA", {"lossless": True}), ("GIF", "P", {}),
+                                              ("BMP", "RGB", {}), ("TIFF", "RGB", {})])
+def test_every_prefix_of_an_image_opens_exactly_when_pillow_opens_it(fmt, mode, options):
+    """Cut anywhere (a header-only or truncated file), the header reader opens it exactly when Pillow's
+    Image.open does (swift's first step), with the same size and mode; it then warns when the pixels are cut."""
+    data = _image(fmt, mode, (40, 30), options)
+    wrong = []
+    for cut in range(len(data) + 1):
+        try:
+            with Image.open(io.BytesIO(data[:cut])) as im:
+                want = (im.size, im.mode)
+        except Exception:  # noqa: BLE001 - whatever Pillow raises, it does not open
+            want = None
+        try:
+            info = read_header(data[:cut])
+            got = ((info.width, info.height), info.mode)
+        except ImageError:
+            got = None
+        if got != want:
+            wrong.append(f"{cut}/{len(data)}: read {got}, Pillow {want}")
+    assert wrong == [], "\n".join(wrong[:20])
 
 
 def test_no_input_gives_a_traceback():

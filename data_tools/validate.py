@@ -375,12 +375,29 @@ class Validator:
             if values is None:
                 emit("json", f"invalid JSON: {e}")
                 return [], "not JSON"
+            arrow = _arrow_refuses(values)
+            if arrow:
+                emit("json", f"{arrow}: the Arrow JSON reader under swift's loader refuses it")
+                return [], arrow
         others = [v for v in values if not isinstance(v, dict)]
         if others:
             kind = {list: "array", str: "string", type(None): "null"}.get(type(others[0]), type(others[0]).__name__)
             emit("json", f"a JSON {kind}, not an object: swift's row preprocessor fails on it")
             return [], f"a JSON {kind}, not an object"
+        twice = _key_twice(text)
+        if twice:
+            emit("json", f"the key {twice!r} twice in one object: the Arrow JSON reader under swift's loader "
+                         f"refuses it (\"specified twice\"); fix: keep one")
+            return [], f"a line with the key {twice!r} twice in one object"
         return values, None
+
+    def _objects(self, path: Path) -> Iterator[tuple[int, dict]]:
+        """(line, object) of every row of a file that loads line by line (a second, rare pass)."""
+        for n, raw in self.lines(path):
+            stripped = raw.strip()
+            if stripped:
+                for value in self._parse(stripped, lambda code, message: None)[0]:
+                    yield n, value
 
     def _row(self, row: Any, key: int, n: int, seen: dict[int, int], dataset_dir: Path,
              emit: Callable[[str, str], None], report: Report,
@@ -418,6 +435,7 @@ class Validator:
         dataset_dir = path.resolve().parent
         rows_before = report.samples
         first_fatal: tuple[int, str] | None = None
+        several: int | None = None                 # the first line holding several JSON objects
         kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
         singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
         columns: set[str] = set()                  # every key of every row: swift's loader sees their union
@@ -437,6 +455,8 @@ class Validator:
                 values, fatal = self._parse(stripped, emit)
                 if fatal and first_fatal is None:
                     first_fatal = (n, fatal)
+                if len(values) > 1 and several is None:
+                    several = n
                 if not values:
                     report.samples += 1
                     if on_row is not None:
@@ -469,6 +489,14 @@ class Validator:
                 sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
                                                        f"`{full}`, and swift then drops the `{short}` column (this row "
                                                        f"would train without it); fix: write `{full}` in every row"))
+        if first_fatal is None and several is not None:
+            # datasets re-encodes a column of mixed types as JSON text, but only when it can parse every
+            # line with ujson, which refuses several objects on a line: then Arrow's refusal stands.
+            conflict = arrow_conflict(self._objects(path))
+            if conflict:
+                first_fatal = (several, f"several JSON objects on one line, which datasets' JSON reader cannot "
+                                        f"re-encode, while the file mixes types in {conflict}; Arrow refuses a "
+                                        f"column of mixed types without that re-encoding")
         if first_fatal is not None:
             n, why = first_fatal
             file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
@@ -501,7 +529,7 @@ def file_kind(columns: set[str]) -> str | None:
 def _json_values(text: str) -> list[Any] | None:
     """Several JSON values on one line, NaN/Infinity allowed (as the Arrow JSON reader takes them), or None."""
     import json
-    dec, values, pos = json.JSONDecoder(), [], 0
+    dec, values, pos = json.JSONDecoder(parse_float=_float), [], 0
     while True:
         while pos < len(text) and text[pos] in " \t\r\n":
             pos += 1
@@ -512,6 +540,94 @@ def _json_values(text: str) -> list[Any] | None:
         except ValueError:
             return None
         values.append(value)
+
+
+class _Overflow(float):
+    """A number literal too big for a double (Python reads it as inf; Arrow refuses it)."""
+
+
+def _float(literal: str) -> float:
+    value = float(literal)
+    return _Overflow(value) if value in (float("inf"), float("-inf")) else value
+
+
+def _arrow_refuses(values: list[Any]) -> str | None:
+    """What the Arrow JSON reader refuses in values Python's json module read: a number that overflows a
+    double, a string with a lone surrogate escape. Only for lines orjson refused (rare), so a plain walk."""
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, _Overflow):
+            return "a line with a number too big for a double"
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a line with a lone surrogate escape (\\ud800-\\udfff) in a string"
+        elif isinstance(v, dict):
+            stack += v.values()
+        elif isinstance(v, list):
+            stack += v
+    return None
+
+
+class _Twice(Exception):
+    pass
+
+
+def _no_twice(pairs: list[tuple[str, Any]]) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        raise _Twice(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return d
+
+
+def _key_twice(text: str) -> str | None:
+    """A key given twice in one object (json keeps the last; the Arrow reader refuses the line), or None."""
+    import json
+    try:
+        decoder = json.JSONDecoder(object_pairs_hook=_no_twice)
+        pos = 0
+        while pos < len(text):
+            _, pos = decoder.raw_decode(text, pos)
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+    except _Twice as e:
+        return str(e)
+    except ValueError:
+        return None
+    return None
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
+ARROW_KINDS = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"), (dict, "object"))
+
+
+def arrow_conflict(rows: Iterator[tuple[int, dict]]) -> str | None:
+    """The first key whose values the Arrow JSON reader cannot hold in one column (a string in one row and an
+    array in another, a number and a string, ...: null goes with anything, int with float), as
+    `images` (a string at line 3, an array at line 5), or None. Nested keys are named by their path."""
+    first: dict[tuple, tuple[str, int]] = {}
+    for n, row in rows:
+        stack: list[tuple[tuple, Any]] = [((k,), v) for k, v in row.items()]
+        while stack:
+            path, v = stack.pop()
+            if v is None:
+                continue
+            kind = next(name for types, name in ARROW_KINDS if isinstance(v, types))
+            had = first.setdefault(path, (kind, n))
+            if had[0] != kind:
+                where = "/".join("[]" if p is None else str(p) for p in path)
+                return f"`{where}` ({_a(had[0])} at line {had[1]}, {_a(kind)} at line {n})"
+            if kind == "array":
+                stack += [(path + (None,), x) for x in v]
+            elif kind == "object":
+                stack += [(path + (k,), x) for k, x in v.items()]
+    return None
 
 
 class FileProblem(Exception):

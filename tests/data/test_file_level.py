@@ -20,6 +20,12 @@ LINES = {
     "invalid UTF-8": b'{"messages": "\xff\xfe"}',
     "two objects on a line": (GOOD + " " + GOOD).encode(),
     "NaN in an extra key": (GOOD[:-1] + ', "score": NaN}').encode(),
+    "Infinity in an extra key": (GOOD[:-1] + ', "score": -Infinity}').encode(),
+    "a key twice": (GOOD[:-1] + ', "messages": []}').encode(),
+    "a nested key twice": GOOD.replace('"content": "hi"', '"content": "hi", "content": "ho"').encode(),
+    "an extra key twice": (GOOD[:-1] + ', "s": 1, "s": 2}').encode(),
+    "a number too big for a double": (GOOD[:-1] + ', "s": 1e400}').encode(),
+    "a lone surrogate escape": GOOD.replace('"ok"', '"\\ud800"').encode(),
 }
 
 
@@ -47,6 +53,47 @@ def test_validate_says_what_swifts_loader_does_with_the_whole_file(case, tmp_pat
     else:
         assert file_level == [] and [str(i) for i in issues if i.severity == "error"] == []
         assert report.samples == rows, (report.samples, rows)
+
+
+def _row(answer: str, **extra) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": answer}],
+                       **extra})
+
+
+# name -> the file's lines: a line of several objects in a file whose rows mix types for one key
+MIXED = {
+    "images a string and a list, and two objects on a line": [
+        _row("a", images="x.png"), _row("b", images=["y.png"]), _row("c") + " " + _row("d")],
+    "an extra key a number and a string, and two objects on a line": [
+        _row("c") + " " + _row("d"), _row("a", s=1), _row("b", s="x")],
+    "content a string and a list, and two objects on a line": [
+        _row("a"), json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]},
+                                            {"role": "assistant", "content": "b"}]}), _row("c") + " " + _row("d")],
+    "images a string and a list, one object a line": [_row("a", images="x.png"), _row("b", images=["y.png"])],
+    "messages with other keys, and two objects on a line": [
+        json.dumps({"messages": [{"role": "user", "content": "hi", "loss": True}, {"role": "assistant",
+                                                                                  "content": "a"}]}),
+        _row("c") + " " + _row("d")],
+    "an int and a float, and two objects on a line": [_row("a", s=1), _row("b", s=2.5), _row("c") + " " + _row("d")],
+}
+
+
+@pytest.mark.parametrize("case", list(MIXED))
+def test_mixed_types_fail_the_file_where_datasets_cannot_re_encode_them(case, tmp_path):
+    """datasets reads a column of mixed types (a string and an array, a number and a string) by re-encoding
+    it as JSON text, which needs every line to parse with ujson; several objects on one line do not, and then
+    Arrow's refusal stands for the whole file. validate says so, naming the key and the lines."""
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(MIXED[case]) + "\n")
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    file_level = [str(i) for i in issues if i.code == "file"]
+    rows = _swift_rows(path)
+    assert (rows is None) == ("two objects" in case and "other keys" not in case and "int" not in case), rows
+    if rows is None:
+        assert len(file_level) == 1 and "mixes types in `" in file_level[0], [str(i) for i in issues]
+    else:
+        assert file_level == [] and report.samples == rows, ([str(i) for i in issues], rows)
 
 
 def test_rows_in_another_format_than_the_files_are_errors_as_swift_drops_them(tmp_path):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import arrow_json
 from . import images as img
 from .schema import ROLES, explain, fast_check
 from .swift_rows import RowError, media_keys, normalize, template_forms
@@ -350,13 +351,10 @@ class Validator:
             head = f.read(2)
             if head == b"\x1f\x8b":
                 raise FileProblem("gzip-compressed; swift reads plain JSON lines; fix: gunzip it first")
+            if _array_file(path):
+                yield from _array_rows(path.read_bytes(), path)
+                return
             f.seek(0)
-            if path.suffix == ".json":
-                data = f.read()
-                if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-                    yield from _array_rows(data, path)
-                    return
-                f.seek(0)
             for n, raw in enumerate(f, 1):
                 yield n, raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
 
@@ -371,11 +369,11 @@ class Validator:
         try:
             values = [_loads(stripped)]
         except _JSONError as e:
-            values = _json_values(text)
+            values = arrow_json.values(text)
             if values is None:
                 emit("json", f"invalid JSON: {e}")
                 return [], "not JSON"
-            arrow = _arrow_refuses(values)
+            arrow = arrow_json.refused(values)
             if arrow:
                 emit("json", f"{arrow}: the Arrow JSON reader under swift's loader refuses it")
                 return [], arrow
@@ -384,11 +382,6 @@ class Validator:
             kind = {list: "array", str: "string", type(None): "null"}.get(type(others[0]), type(others[0]).__name__)
             emit("json", f"a JSON {kind}, not an object: swift's row preprocessor fails on it")
             return [], f"a JSON {kind}, not an object"
-        twice = _key_twice(text)
-        if twice:
-            emit("json", f"the key {twice!r} twice in one object: the Arrow JSON reader under swift's loader "
-                         f"refuses it (\"specified twice\"); fix: keep one")
-            return [], f"a line with the key {twice!r} twice in one object"
         return values, None
 
     def _objects(self, path: Path) -> Iterator[tuple[int, dict]]:
@@ -435,11 +428,17 @@ class Validator:
         dataset_dir = path.resolve().parent
         rows_before = report.samples
         first_fatal: tuple[int, str] | None = None
-        several: int | None = None                 # the first line holding several JSON objects
+        unreadable: list[int] = []                 # lines ujson cannot read: several objects, blank, a BOM
+        twice: list[tuple[int, str]] = []          # (line, key) of objects with a key given twice
         kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
         singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
         columns: set[str] = set()                  # every key of every row: swift's loader sees their union
         try:
+            with open(path, "rb") as f:
+                head = f.read(3)
+            jsonl = not _array_file(path)             # an array file is re-encoded whole: none of this applies
+            if head == b"\xef\xbb\xbf":
+                unreadable.append(1)
             for n, raw in self.lines(path):
                 codes.clear()
 
@@ -451,17 +450,24 @@ class Validator:
                 stripped = raw.strip()
                 if not stripped:
                     emit("blank", "blank line (skipped)")
+                    unreadable.append(n)
                     continue
                 values, fatal = self._parse(stripped, emit)
                 if fatal and first_fatal is None:
                     first_fatal = (n, fatal)
-                if len(values) > 1 and several is None:
-                    several = n
+                if len(values) > 1:
+                    unreadable.append(n)
+                key = arrow_json.key_twice(stripped.decode()) if values else None
+                if key:
+                    twice.append((n, key))
                 if not values:
                     report.samples += 1
                     if on_row is not None:
                         on_row(n, list(codes), None)
                 for i, row in enumerate(values):
+                    if first_fatal is None and _mixed_image_list(row):
+                        first_fatal = (n, "a row whose images mix path strings and {\"path\": ...} objects, which "
+                                          "swift's row preprocessor cannot write as one Arrow column")
                     report.samples += 1
                     kinds.append((n, row_kind(row)))
                     singular += [(n, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
@@ -489,14 +495,8 @@ class Validator:
                 sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
                                                        f"`{full}`, and swift then drops the `{short}` column (this row "
                                                        f"would train without it); fix: write `{full}` in every row"))
-        if first_fatal is None and several is not None:
-            # datasets re-encodes a column of mixed types as JSON text, but only when it can parse every
-            # line with ujson, which refuses several objects on a line: then Arrow's refusal stands.
-            conflict = arrow_conflict(self._objects(path))
-            if conflict:
-                first_fatal = (several, f"several JSON objects on one line, which datasets' JSON reader cannot "
-                                        f"re-encode, while the file mixes types in {conflict}; Arrow refuses a "
-                                        f"column of mixed types without that re-encoding")
+        if first_fatal is None and jsonl and (twice or unreadable):
+            first_fatal = arrow_json.file_failure(list(self._objects(path)), unreadable, twice)
         if first_fatal is not None:
             n, why = first_fatal
             file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
@@ -526,108 +526,19 @@ def file_kind(columns: set[str]) -> str | None:
     return "alpaca" if {"instruction", "input"} <= columns else "query/response"
 
 
-def _json_values(text: str) -> list[Any] | None:
-    """Several JSON values on one line, NaN/Infinity allowed (as the Arrow JSON reader takes them), or None."""
-    import json
-    dec, values, pos = json.JSONDecoder(parse_float=_float), [], 0
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= len(text):
-            return values
-        try:
-            value, pos = dec.raw_decode(text, pos)
-        except ValueError:
-            return None
-        values.append(value)
+def _array_file(path: Path) -> bool:
+    """A `.json` file holding one JSON array (of rows), not JSON lines."""
+    if path.suffix != ".json":
+        return False
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
-class _Overflow(float):
-    """A number literal too big for a double (Python reads it as inf; Arrow refuses it)."""
-
-
-def _float(literal: str) -> float:
-    value = float(literal)
-    return _Overflow(value) if value in (float("inf"), float("-inf")) else value
-
-
-def _arrow_refuses(values: list[Any]) -> str | None:
-    """What the Arrow JSON reader refuses in values Python's json module read: a number that overflows a
-    double, a string with a lone surrogate escape. Only for lines orjson refused (rare), so a plain walk."""
-    stack = list(values)
-    while stack:
-        v = stack.pop()
-        if isinstance(v, _Overflow):
-            return "a line with a number too big for a double"
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a line with a lone surrogate escape (\\ud800-\\udfff) in a string"
-        elif isinstance(v, dict):
-            stack += v.values()
-        elif isinstance(v, list):
-            stack += v
-    return None
-
-
-class _Twice(Exception):
-    pass
-
-
-def _no_twice(pairs: list[tuple[str, Any]]) -> dict:
-    d = dict(pairs)
-    if len(d) != len(pairs):
-        seen: set[str] = set()
-        raise _Twice(next(k for k, _ in pairs if k in seen or seen.add(k)))
-    return d
-
-
-def _key_twice(text: str) -> str | None:
-    """A key given twice in one object (json keeps the last; the Arrow reader refuses the line), or None."""
-    import json
-    try:
-        decoder = json.JSONDecoder(object_pairs_hook=_no_twice)
-        pos = 0
-        while pos < len(text):
-            _, pos = decoder.raw_decode(text, pos)
-            while pos < len(text) and text[pos] in " \t\r\n":
-                pos += 1
-    except _Twice as e:
-        return str(e)
-    except ValueError:
-        return None
-    return None
-
-
-def _a(kind: str) -> str:
-    return ("an " if kind[0] in "aeiou" else "a ") + kind
-
-
-ARROW_KINDS = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"), (dict, "object"))
-
-
-def arrow_conflict(rows: Iterator[tuple[int, dict]]) -> str | None:
-    """The first key whose values the Arrow JSON reader cannot hold in one column (a string in one row and an
-    array in another, a number and a string, ...: null goes with anything, int with float), as
-    `images` (a string at line 3, an array at line 5), or None. Nested keys are named by their path."""
-    first: dict[tuple, tuple[str, int]] = {}
-    for n, row in rows:
-        stack: list[tuple[tuple, Any]] = [((k,), v) for k, v in row.items()]
-        while stack:
-            path, v = stack.pop()
-            if v is None:
-                continue
-            kind = next(name for types, name in ARROW_KINDS if isinstance(v, types))
-            had = first.setdefault(path, (kind, n))
-            if had[0] != kind:
-                where = "/".join("[]" if p is None else str(p) for p in path)
-                return f"`{where}` ({_a(had[0])} at line {had[1]}, {_a(kind)} at line {n})"
-            if kind == "array":
-                stack += [(path + (None,), x) for x in v]
-            elif kind == "object":
-                stack += [(path + (k,), x) for k, x in v.items()]
-    return None
+def _mixed_image_list(row: dict[str, Any]) -> bool:
+    """An images list holding both path strings and objects (swift's loader keeps `image` as `images`)."""
+    images = row.get("images", row.get("image"))
+    return isinstance(images, list) and any(isinstance(x, str) for x in images) and \
+        any(isinstance(x, dict) for x in images)
 
 
 class FileProblem(Exception):

@@ -134,7 +134,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def write_rows(v, files: list[Path], report, sink, out: Path, options) -> None:
-    """validate with a per-row record streamed to `out` (written atomically: complete or absent)."""
+    """validate with a per-row record streamed to `out` (written atomically: complete or absent). Each file's
+    records are spooled first: what swift's loader does with the whole file is known only at its end, and
+    then marks its rows (`loaded: false` where the file fails or the row is dropped for its format)."""
+    import shutil
+    import tempfile
+
     import orjson
 
     from .fileio import atomic_open
@@ -144,5 +149,20 @@ def write_rows(v, files: list[Path], report, sink, out: Path, options) -> None:
         raise UsageError(f"--report {out} is one of the input files; inputs are never written")
     with atomic_open(out) as fh:
         for f in files:
-            v.validate_file(f, report, sink, on_row=lambda n, codes, sample, _f=f: fh.write(
-                orjson.dumps(record(_f, n, codes, sample, options.counter, options.max_num)) + b"\n"))
+            with tempfile.TemporaryFile() as spool:
+                verdict = v.validate_file(f, report, sink, on_row=lambda n, codes, sample, _f=f: spool.write(
+                    orjson.dumps(record(_f, n, codes, sample, options.counter, options.max_num)) + b"\n"))
+                spool.seek(0)
+                if verdict.loads and not verdict.late:
+                    shutil.copyfileobj(spool, fh)
+                    continue
+                objects: dict[int, int] = {}
+                for raw in spool:
+                    rec = orjson.loads(raw)
+                    where = (rec["line"], objects.get(rec["line"], 0))
+                    objects[rec["line"]] = where[1] + 1
+                    late = (["file"] if not verdict.loads else []) + verdict.late.get(where, [])
+                    rec["errors"] = sorted(set(rec["errors"]) | set(late))
+                    rec["verdict"] = "error" if rec["errors"] else rec["verdict"]
+                    rec["loaded"] = verdict.loads and where not in verdict.dropped
+                    fh.write(orjson.dumps(rec) + b"\n")

@@ -14,7 +14,8 @@ def record(path: Path, line: int, codes: list[str], sample: Sample | None, count
     """One row: where it is, what validate said, and what swift's template would make of it."""
     errors = sorted({c for c in codes if c in ERRORS})
     out: dict[str, Any] = {"file": str(path), "line": line, "verdict": "error" if errors else "ok",
-                           "errors": errors, "warnings": sorted({c for c in codes if c not in ERRORS})}
+                           "errors": errors, "warnings": sorted({c for c in codes if c not in ERRORS}),
+                           "loaded": True}
     if sample is not None:
         out["images"] = len(sample.image_sizes)
         out["image_sizes"] = [list(s) for s in sample.image_sizes]

@@ -114,6 +114,21 @@ _ROLES = frozenset(ROLES)
 _PLAIN_KEYS = frozenset({"messages", "images"})
 
 
+@dataclass
+class FileVerdict:
+    """What swift's loader does with a file as a whole, known only once it is read: whether it loads, and
+    the codes found for rows after the stream (keyed by line and object on that line), with the rows it
+    drops (another format than the file's)."""
+    loads: bool = True
+    late: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    dropped: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, where: tuple[int, int], code: str, dropped: bool) -> None:
+        self.late.setdefault(where, []).append(code)
+        if dropped:
+            self.dropped.add(where)
+
+
 def _plain(row: dict) -> bool:
     """The common row shape (messages of role/content strings, images a list of paths), checked in
     Python: 3x faster than the compiled schema, which still judges every other row."""
@@ -411,16 +426,20 @@ class Validator:
 
     def validate_file(self, path: Path, report: Report, sink: Callable[[Issue], None],
                       on_sample: Callable[[Sample], None] | None = None,
-                      on_row: Callable[[int, list[str], Sample | None], None] | None = None) -> None:
+                      on_row: Callable[[int, list[str], Sample | None], None] | None = None) -> FileVerdict:
         """Check every line of path; on_sample sees each row that passed the row checks, on_row every
         non-blank row with its line, the codes it got and its Sample (None when the row checks failed)."""
         shown = str(path)
         codes: list[str] = []
         seen: dict[int, int] = {}
 
-        def file_problem(message: str) -> None:
+        verdict = FileVerdict()
+
+        def file_problem(message: str) -> FileVerdict:
             report.counts["file"] += 1
             sink(Issue(shown, 0, "file", message))
+            verdict.loads = False
+            return verdict
 
         problem = _not_a_file(path)
         if problem:
@@ -430,6 +449,7 @@ class Validator:
         first_fatal: tuple[int, str] | None = None
         unreadable: list[int] = []                 # lines ujson cannot read: several objects, blank, a BOM
         twice: list[tuple[int, str]] = []          # (line, key) of objects with a key given twice
+        mixed_images: list[tuple[int, str]] = []   # (line, format) of rows whose images mix strings and objects
         kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
         singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
         columns: set[str] = set()                  # every key of every row: swift's loader sees their union
@@ -465,14 +485,13 @@ class Validator:
                     if on_row is not None:
                         on_row(n, list(codes), None)
                 for i, row in enumerate(values):
-                    if first_fatal is None and _mixed_image_list(row):
-                        first_fatal = (n, "a row whose images mix path strings and {\"path\": ...} objects, which "
-                                          "swift's row preprocessor cannot write as one Arrow column")
                     report.samples += 1
-                    kinds.append((n, row_kind(row)))
-                    singular += [(n, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
+                    kinds.append(((n, i), row_kind(row)))
+                    singular += [((n, i), short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
                     columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
+                    if _mixed_image_list(row) and "schema" not in codes:
+                        mixed_images.append((n, kinds[-1][1]))
                     if on_row is not None:
                         on_row(n, list(codes), sample)
                     codes.clear()
@@ -481,29 +500,36 @@ class Validator:
         except OSError as e:
             return file_problem(f"cannot read: {e.strerror or e}")
         kind = file_kind(columns)
-        for n, own in kinds:
+        for (n, i), own in kinds:
             if own != kind and (kind is None or kind in MESSAGES_COLUMNS):    # it has no `kind` key of its own
                 report.counts["mixed-formats"] += 1
+                verdict.add((n, i), "mixed-formats", dropped=True)
                 sink(Issue(shown, n, "mixed-formats", f"a {own} row in a file swift reads as {kind or 'no'} rows (its rows' "
                                                        f"keys decide one format per file): swift drops it silently; "
                                                        f"fix: convert it (python -m data_tools convert) or move it to "
                                                        f"a file of its own"))
-        for n, short in singular:
+        for (n, i), short in singular:
             full = dict(SINGULAR_MEDIA)[short]
             if full in columns:
                 report.counts["mixed-formats"] += 1
+                verdict.add((n, i), "mixed-formats", dropped=False)
                 sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
                                                        f"`{full}`, and swift then drops the `{short}` column (this row "
                                                        f"would train without it); fix: write `{full}` in every row"))
+        written = next((n for n, own in mixed_images if own == kind), None)     # rows swift keeps, then writes
+        if written is not None and (first_fatal is None or written < first_fatal[0]):
+            first_fatal = (written, "a row whose images mix path strings and {\"path\": ...} objects, which swift's "
+                                    "row preprocessor cannot write as one Arrow column")
         if first_fatal is None and jsonl and (twice or unreadable):
             first_fatal = arrow_json.file_failure(list(self._objects(path)), unreadable, twice)
         if first_fatal is not None:
             n, why = first_fatal
-            file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
-                         f"{report.samples - rows_before} row(s) would train; fix or remove that line")
-        elif report.samples == rows_before:
-            file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from the "
-                         "recipe or fill it")
+            return file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
+                                f"{report.samples - rows_before} row(s) would train; fix or remove that line")
+        if report.samples == rows_before:
+            return file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from "
+                                "the recipe or fill it")
+        return verdict
 
 
 SINGULAR_MEDIA = (("image", "images"), ("video", "videos"), ("audio", "audios"))

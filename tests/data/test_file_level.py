@@ -157,3 +157,19 @@ def test_a_singular_image_key_beside_rows_with_images_is_lost_as_in_swift(tmp_pa
     from swift.dataset import load_dataset
     ds, _ = load_dataset([str(path)], num_proc=1, load_from_cache_file=False)
     assert [bool(r["images"]) for r in ds] == [True, False]
+
+
+def test_the_per_row_report_marks_rows_swift_does_not_load(tmp_path):
+    """validate --report: a row in another format than the file's is marked as not loaded, the file's other
+    rows as loaded; every row of a file swift's loader fails is marked, with the file-level code."""
+    from conftest import run_cli
+    mixed, failed, out = tmp_path / "mixed.jsonl", tmp_path / "failed.jsonl", tmp_path / "rows.jsonl"
+    mixed.write_text(GOOD + "\n" + json.dumps({"query": "q", "response": "r"}) + " " + GOOD + "\n")
+    failed.write_text(GOOD + "\n" + _TWICE + "\n")
+    run = run_cli("-m", "data_tools", "validate", str(mixed), str(failed), "--no-tokens", "--report", str(out))
+    assert run.returncode == 1, run.stderr
+    recs = [(r["file"].rsplit("/", 1)[1], r["line"], r["loaded"], r["errors"])
+            for r in map(json.loads, out.read_text().splitlines())]
+    assert recs == [("mixed.jsonl", 1, True, []), ("mixed.jsonl", 2, False, ["mixed-formats"]),
+                    ("mixed.jsonl", 2, True, []), ("failed.jsonl", 1, False, ["file"]),
+                    ("failed.jsonl", 2, False, ["file", "schema"])], recs

@@ -7,11 +7,14 @@ rows (a string here, an array there) Arrow refuses too, unless datasets re-encod
 text, which it does by re-parsing every line with ujson; ujson refuses several objects on a line. And when
 the first batch has objects of differing shapes (messages with and without `loss`), datasets re-encodes
 it before Arrow sees it, and duplicate keys vanish in that round trip. `file_failure` applies these rules
-to a whole file (as one batch: datasets reads 10 MiB at a time, so a larger file is approximated).
+to a file's first batch (datasets reads 10 MiB at a time), asking pyarrow's reader itself which refusal
+comes first; validate calls it only for files with such lines, so the common file costs nothing here.
 """
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 from typing import Any, Iterable
 
 ARROW_KINDS = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"), (dict, "object"))
@@ -139,20 +142,69 @@ def shapes_differ(rows: list[dict]) -> bool:
     return False
 
 
-def file_failure(rows: list[tuple[int, dict]], several: list[int], twice: list[tuple[int, str]]
+CHUNK = 10 << 20       # datasets' JSON builder reads this much a batch (and then to the end of the line)
+
+
+def _first_batch(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(CHUNK) + f.readline()
+
+
+def _arrow_error(batch: bytes) -> str | None:
+    """What pyarrow's JSON reader (datasets' first try) raises on the batch, or None; None too where pyarrow
+    is not installed (then the rules above decide alone). Arrow itself says which problem comes first."""
+    try:
+        import pyarrow as pa
+        import pyarrow.json as paj
+    except ImportError:  # pragma: no cover - pyarrow comes with swift's datasets
+        return None
+    block = max(CHUNK // 32, 16 << 10)
+    block = len(batch) if len(batch) // 8 > block else block
+    while True:
+        try:
+            paj.read_json(io.BytesIO(batch), read_options=paj.ReadOptions(block_size=block))
+            return None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            if ("straddling" in str(e) or "JSON conversion to" in str(e)) and block < len(batch):
+                block *= 2                 # as datasets retries
+                continue
+            return str(e)
+
+
+def file_failure(path: Path, rows: list[tuple[int, dict]], several: list[int], twice: list[tuple[int, str]]
                  ) -> tuple[int, str] | None:
-    """(line, why) when the reader fails the whole file because of lines with several objects (`several`)
-    or a key twice (`twice`: line and key), else None. rows: every (line, object) of the file."""
+    """(line, why) when the reader fails the whole file because of lines ujson cannot read (`several`) or a
+    key given twice (`twice`: line and key), else None. rows: every (line, object) of the file. Which of
+    Arrow's refusals comes first (a key twice, or mixed types, which datasets can work around) is Arrow's
+    to say: the batch goes through pyarrow's reader, as in datasets."""
     ujson_reads_all = not several
     if ujson_reads_all and shapes_differ([r for _, r in rows]):
         return None                       # re-encoded before Arrow sees it: duplicates are gone
+    error = _arrow_error(_first_batch(path))
     conflict = type_conflict(rows)
-    if twice and (conflict is None or twice[0][0] <= conflict[0]):
+    if error is None and _arrow_missing():
+        error = ("specified twice" if twice and (conflict is None or twice[0][0] <= conflict[0])
+                 else "changed from" if conflict else None)
+    if error is None:
+        return None
+    if "changed from" in error:
+        if ujson_reads_all:
+            return None                   # datasets re-encodes the mixed column and reads on
+        mixed = conflict[1] if conflict else error.split("JSON parse error: ")[-1]    # (inside a key given twice)
+        return several[0], (f"several JSON objects on one line (or a blank line, or a BOM), which datasets' "
+                             f"JSON reader cannot re-encode, while the file mixes types in {mixed}; Arrow "
+                             f"refuses a column of mixed types without that re-encoding")
+    if "specified twice" in error and twice:
         n, key = twice[0]
         return n, (f"a line with the key {key!r} twice in one object, which the Arrow JSON reader refuses "
                    f"(\"specified twice\")")
-    if conflict and not ujson_reads_all:
-        return several[0], (f"several JSON objects on one line, which datasets' JSON reader cannot re-encode, "
-                            f"while the file mixes types in {conflict[1]}; Arrow refuses a column of mixed "
-                            f"types without that re-encoding")
-    return None
+    n = twice[0][0] if twice else several[0] if several else 1
+    return n, f"a line the Arrow JSON reader refuses ({error})"
+
+
+def _arrow_missing() -> bool:
+    try:
+        import pyarrow.json  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return True
+    return False

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -34,6 +35,9 @@ class Skip(Exception):
     """This input row cannot be converted (the message says why); the conversion goes on."""
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+
+
 class Paths:
     """Image paths as written: absolute, or relative to --relative-to."""
 
@@ -43,11 +47,13 @@ class Paths:
     def __call__(self, ref: str, root: Path | None = None) -> str:
         if ref.startswith(("http://", "https://", "data:")):
             return ref
+        if len(ref) > 256 and _BASE64.fullmatch(ref):
+            return ref                                  # inline base64 image bytes, as swift reads them
         p = Path(ref).expanduser()
         p = p if p.is_absolute() else Path(root or self.root).resolve() / p
         p = Path(os.path.normpath(p))
-        if not p.exists():
-            raise Skip(f"image {ref!r} not found (looked for {p})")
+        if not os.path.exists(p):                       # (False, not an error, for a name too long)
+            raise Skip(f"image {ref[:80]!r} not found (looked for {str(p)[:200]})")
         return os.path.relpath(p, self.relative_to) if self.relative_to else str(p)
 
 

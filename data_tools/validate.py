@@ -449,7 +449,8 @@ class Validator:
         first_fatal: tuple[int, str] | None = None
         unreadable: list[int] = []                 # lines ujson cannot read: several objects, blank, a BOM
         twice: list[tuple[int, str]] = []          # (line, key) of objects with a key given twice
-        mixed_images: list[tuple[int, str]] = []   # (line, format) of rows whose images mix strings and objects
+        mixed_images: list[tuple[int, str, str]] = []    # (line, format, key) of rows whose images mix strings
+        #                                                  and objects
         kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
         singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
         columns: set[str] = set()                  # every key of every row: swift's loader sees their union
@@ -490,8 +491,9 @@ class Validator:
                     singular += [((n, i), short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
                     columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
-                    if _mixed_image_list(row) and "schema" not in codes:
-                        mixed_images.append((n, kinds[-1][1]))
+                    key = _mixed_image_list(row)
+                    if key and "schema" not in codes:
+                        mixed_images.append((n, kinds[-1][1], key))
                     if on_row is not None:
                         on_row(n, list(codes), sample)
                     codes.clear()
@@ -516,12 +518,13 @@ class Validator:
                 sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
                                                        f"`{full}`, and swift then drops the `{short}` column (this row "
                                                        f"would train without it); fix: write `{full}` in every row"))
-        written = next((n for n, own in mixed_images if own == kind), None)     # rows swift keeps, then writes
+        written = next((n for n, own, key in mixed_images                     # rows swift keeps, then writes
+                        if own == kind and (key == "images" or "images" not in columns)), None)
         if written is not None and (first_fatal is None or written < first_fatal[0]):
             first_fatal = (written, "a row whose images mix path strings and {\"path\": ...} objects, which swift's "
                                     "row preprocessor cannot write as one Arrow column")
         if first_fatal is None and jsonl and (twice or unreadable):
-            first_fatal = arrow_json.file_failure(list(self._objects(path)), unreadable, twice)
+            first_fatal = arrow_json.file_failure(path, list(self._objects(path)), unreadable, twice)
         if first_fatal is not None:
             n, why = first_fatal
             return file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
@@ -560,11 +563,14 @@ def _array_file(path: Path) -> bool:
         return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
-def _mixed_image_list(row: dict[str, Any]) -> bool:
-    """An images list holding both path strings and objects (swift's loader keeps `image` as `images`)."""
-    images = row.get("images", row.get("image"))
-    return isinstance(images, list) and any(isinstance(x, str) for x in images) and \
+def _mixed_image_list(row: dict[str, Any]) -> str | None:
+    """The key (`images`, else `image`, which swift's loader renames) of an images list holding both path
+    strings and objects, or None."""
+    key = "images" if "images" in row else "image"
+    images = row.get(key)
+    mixed = isinstance(images, list) and any(isinstance(x, str) for x in images) and \
         any(isinstance(x, dict) for x in images)
+    return key if mixed else None
 
 
 class FileProblem(Exception):

@@ -150,9 +150,32 @@ def _first_batch(path: Path) -> bytes:
         return f.read(CHUNK) + f.readline()
 
 
+_READ = """
+import io, sys
+import pyarrow as pa, pyarrow.json as paj
+batch, block = sys.stdin.buffer.read(), int(sys.argv[1])
+while True:
+    try:
+        paj.read_json(io.BytesIO(batch), read_options=paj.ReadOptions(block_size=block))
+        break
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        if ("straddling" in str(e) or "JSON conversion to" in str(e)) and block < len(batch):
+            block *= 2                     # as datasets retries
+            continue
+        sys.stdout.write(str(e))
+        break
+"""
+CRASH = "crash"
+
+
 def _arrow_error(batch: bytes) -> str | None:
-    """What pyarrow's JSON reader (datasets' first try) raises on the batch, or None; None too where pyarrow
-    is not installed (then the rules above decide alone). Arrow itself says which problem comes first."""
+    """What pyarrow's JSON reader (datasets' first try) raises on the batch, CRASH when it kills the process,
+    or None; None too where pyarrow is not installed (then the rules above decide alone). Arrow itself says
+    which problem comes first. A batch with a line longer than the reader's block takes the retry path,
+    where pyarrow can segfault (it does on a type conflict before such a line, and so does swift's loader):
+    that read runs in a child process."""
+    import subprocess
+    import sys
     try:
         import pyarrow as pa
         import pyarrow.json as paj
@@ -160,15 +183,14 @@ def _arrow_error(batch: bytes) -> str | None:
         return None
     block = max(CHUNK // 32, 16 << 10)
     block = len(batch) if len(batch) // 8 > block else block
-    while True:
-        try:
-            paj.read_json(io.BytesIO(batch), read_options=paj.ReadOptions(block_size=block))
-            return None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            if ("straddling" in str(e) or "JSON conversion to" in str(e)) and block < len(batch):
-                block *= 2                 # as datasets retries
-                continue
-            return str(e)
+    if block < len(batch) and max(map(len, batch.split(b"\n"))) >= block:
+        run = subprocess.run([sys.executable, "-c", _READ, str(block)], input=batch, capture_output=True)
+        return CRASH if run.returncode < 0 else run.stdout.decode("utf-8", "replace") or None
+    try:
+        paj.read_json(io.BytesIO(batch), read_options=paj.ReadOptions(block_size=block, use_threads=False))
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        return str(e)
 
 
 def file_failure(path: Path, rows: list[tuple[int, dict]], several: list[int], twice: list[tuple[int, str]]
@@ -187,6 +209,12 @@ def file_failure(path: Path, rows: list[tuple[int, dict]], several: list[int], t
                  else "changed from" if conflict else None)
     if error is None:
         return None
+    if error == CRASH:
+        block = max(CHUNK // 32, 16 << 10)
+        n, line = next((n, line) for n, line in enumerate(_first_batch(path).split(b"\n"), 1) if len(line) >= block)
+        return n, (f"a line of {len(line):,} bytes, longer than pyarrow's JSON block ({block:,}), in a file that "
+                   f"mixes types across rows: pyarrow's reader crashes the process on it (a segfault; swift's "
+                   f"loader with it)")
     if "changed from" in error:
         if ujson_reads_all:
             return None                   # datasets re-encodes the mixed column and reads on

@@ -186,8 +186,9 @@ def media_keys(row: dict) -> dict:
 def normalize(row: dict) -> tuple[dict, str]:
     """(the row in messages form, the format it came in); RowError where swift would drop or fail on it.
 
-    Rows in no format swift knows come back unchanged, for the schema check to explain."""
-    row = media_keys(row)
+    Rows in no format swift knows come back unchanged, for the schema check to explain. The row given is
+    left as it is (its keys are taken out of a copy)."""
+    row = dict(media_keys(row))
     key = next((k for k in MESSAGE_KEYS if k in row), None)
     if key is not None:
         messages, fmt = _from_messages(row, key)

@@ -161,15 +161,22 @@ class Counter:
         stream: list[tuple[str, int]] = []
         if system:
             stream.append((p["system_prefix"].replace("{{SYSTEM}}", system), 0))
-        rounds = len(contents) // 2
-        for i in range(rounds):
-            answer = contents[2 * i + 1]
-            stream.append((p["prompt"].replace("{{QUERY}}", contents[2 * i]), 0))
-            stream.append((answer, losses[2 * i + 1]))
-            if i < rounds - 1:
+        # (query, answer pieces): answers in a row are one response of several pieces (their loss flags differ,
+        # else the row was joined), each tokenized with its own loss
+        rounds: list[tuple[str, list[tuple[str, int]]]] = []
+        for m, text, loss in zip(messages, contents, losses):
+            if rounds and m["role"] == "assistant":
+                rounds[-1][1].append((text, loss))
+            else:
+                rounds.append((text, []))
+        rounds = [r for r in rounds if r[1]]              # a last question without an answer is not trained
+        for i, (query, answers) in enumerate(rounds):
+            stream.append((p["prompt"].replace("{{QUERY}}", query), 0))
+            stream += answers
+            if i < len(rounds) - 1:
                 stream.append((p["chat_sep"], 0))
-            elif not answer.endswith(p["stop"]):       # an answer already ending in the stop word gets no suffix
-                stream.append((p["suffix"], 1))
+            elif answers and not answers[-1][0].endswith(p["stop"]):   # an answer already ending in the stop
+                stream.append((p["suffix"], 1))                         # word gets no suffix
         items: list[tuple[str, int] | None] = []     # None = an image slot (its tokens are not text)
         slots = 0
         for text, loss in stream:

@@ -181,7 +181,7 @@ class Validator:
             if os.path.exists(local):
                 return local, True
         if ref.startswith("data:"):
-            m = re.match(r"data:(.+?);base64,(.+)", ref, re.S)
+            m = re.match(r"data:(.+?);base64,(.+)", ref)        # as swift matches it: up to a line break
             try:
                 return (base64.b64decode(m.group(2)) if m else None), False
             except (binascii.Error, ValueError):
@@ -249,8 +249,10 @@ class Validator:
         msgs = row["messages"]
         roles = [m["role"] for m in msgs]
         first = 1 if roles[0] == "system" else 0
-        for i in range(first, len(roles)):
-            want = "user" if (i - first) % 2 == 0 else "assistant"
+        # answers in a row that template_forms left apart (different loss flags): swift trains them as pieces
+        turns = [i for i in range(first, len(roles)) if not (roles[i] == roles[i - 1] == "assistant" and i > first)]
+        for k, i in enumerate(turns):
+            want = "user" if k % 2 == 0 else "assistant"
             if ("user" if roles[i] == "tool" else roles[i]) != want:
                 emit("roles", f"messages[{i}] is {roles[i]!r} where {want!r} is expected; fix: an optional "
                               f"system message first, then user/assistant turns alternating")
@@ -285,6 +287,10 @@ class Validator:
                 if bare.startswith("http"):
                     emit("image-missing", f"{kind} {ref!r} starts with 'http', so swift fetches it as a URL "
                                           f"and fails; fix: write it as ./{bare} or an absolute path")
+                    continue
+                if bare.startswith("data:") and "\n" in bare:
+                    emit("image-bad", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
+                                      f"decodes only its first line, a cut image; fix: remove the line breaks")
                     continue
                 path, dataset_relative = self.resolve(ref, dataset_dir)
                 if path is None:
@@ -492,7 +498,7 @@ class Validator:
                     columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
                     key = _mixed_image_list(row)
-                    if key and "schema" not in codes:
+                    if key and _preprocessor_keeps(row):
                         mixed_images.append((n, kinds[-1][1], key))
                     if on_row is not None:
                         on_row(n, list(codes), sample)
@@ -571,6 +577,15 @@ def _mixed_image_list(row: dict[str, Any]) -> str | None:
     mixed = isinstance(images, list) and any(isinstance(x, str) for x in images) and \
         any(isinstance(x, dict) for x in images)
     return key if mixed else None
+
+
+def _preprocessor_keeps(row: dict[str, Any]) -> bool:
+    """Whether swift's row preprocessor keeps the row (and so writes it), whatever its template then says."""
+    try:
+        normalize(row)
+    except (RowError, TypeError, AttributeError, KeyError):
+        return False
+    return True
 
 
 class FileProblem(Exception):

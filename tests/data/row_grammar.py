@@ -12,18 +12,43 @@ import base64
 import io
 import json
 import random
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image
 
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-SIZES = ((64, 48), (48, 64), (200, 30), (30, 200), (500, 400), (1000, 100), (17, 5), (112, 56))
+# (format, file extension, modes Pillow writes it in)
+FORMATS = (("PNG", "png", ("RGB", "RGBA", "L", "P", "1", "I;16")), ("JPEG", "jpg", ("RGB", "L", "CMYK")),
+           ("GIF", "gif", ("P", "L")), ("BMP", "bmp", ("RGB", "P", "1")), ("WEBP", "webp", ("RGB", "RGBA")),
+           ("TIFF", "tiff", ("RGB", "L")), ("TGA", "tga", ("RGB",)), ("PPM", "ppm", ("RGB", "L")),
+           ("ICO", "ico", ("RGBA",)), ("QOI", "qoi", ("RGB", "RGBA")))
+SIZES = ((64, 48), (48, 64), (200, 30), (30, 200), (500, 400), (1000, 100), (17, 5), (112, 56), (1, 1), (3, 700))
+# EXIF orientation 6 (rotate 90): swift's loader does not apply it; the stored size is the size it sees
+EXIF_ROTATED = (b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06"
+                b"\x00\x00\x00\x00\x00")
 
 
-def _encode(size: tuple[int, int], fmt: str, mode: str = "RGB") -> bytes:
+def _encode(size: tuple[int, int], fmt: str, mode: str = "RGB", **options) -> bytes:
+    im = Image.new(mode, size)
+    if mode == "P":
+        im.putpalette([i % 256 for i in range(768)])
     buf = io.BytesIO()
-    Image.new(mode, size, "red" if mode == "RGB" else None).save(buf, fmt)
+    try:
+        im.save(buf, fmt, **options)
+    except (OSError, ValueError, KeyError):        # a size or mode this format cannot hold
+        buf = io.BytesIO()
+        Image.new("RGB", size, "red").save(buf, "PNG")
     return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    """A PNG whose header claims more pixels than Pillow's decompression-bomb limit (tiny on disk)."""
+    side = 20000
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    chunks = [(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"\0")), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+                                           for k, d in chunks)
 
 
 class Grammar:
@@ -44,25 +69,35 @@ class Grammar:
     def image_ref(self) -> str | dict:
         """One image reference in one of the spellings and kinds swift reads (or refuses)."""
         r = self.rng
-        size, fmt = r.choice(SIZES), r.choice(FORMATS)
-        data = _encode(size, fmt)
-        kind = r.choices(["abs", "cwd", "base64", "data-uri", "dict", "missing", "not-image", "header-only",
-                          "truncated"], weights=[8, 3, 2, 2, 2, 1, 1, 1, 1])[0]
-        ext = fmt.lower()
+        size = r.choice(SIZES)
+        fmt, ext, modes = r.choice(FORMATS)
+        variant = r.choices(["plain", "exif-rotated", "progressive"], weights=[8, 1, 1])[0] if fmt == "JPEG" else ""
+        options = {"exif": EXIF_ROTATED} if variant == "exif-rotated" else {"progressive": True} \
+            if variant == "progressive" else {}
+        data = _encode(size, fmt, r.choice(modes), **options)
+        kind = r.choices(["abs", "cwd", "base64", "data-uri", "data-uri-wrapped", "dict", "missing", "not-image",
+                          "header-only", "truncated", "bomb"], weights=[8, 3, 2, 2, 1, 2, 1, 1, 1, 1, 1])[0]
         if kind == "abs":
             return str(self._image_file("abs", data, ext))
         if kind == "cwd":
             return f"cwd/{self._image_file('cwd', data, ext).name}"
+        if kind in ("base64", "data-uri", "data-uri-wrapped"):     # inline: small (lines stay under Arrow's block)
+            data = _encode(r.choice(SIZES[:4]), fmt, r.choice(modes), **options)
         if kind == "base64":
             return base64.b64encode(data).decode()
-        if kind == "data-uri":
-            return f"data:image/{ext};base64," + base64.b64encode(data).decode()
+        if kind in ("data-uri", "data-uri-wrapped"):
+            b64 = base64.b64encode(data).decode()
+            if kind == "data-uri-wrapped":                  # base64 wrapped at 76 columns, as MIME tools write it
+                b64 = "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))
+            return f"data:image/{ext};base64," + b64
         if kind == "dict":
             return {"path": str(self._image_file("abs", data, ext))}
         if kind == "missing":
             return str(self.root / "abs" / f"gone{self.n}.png")
         if kind == "not-image":
             return str(self._image_file("abs", b"not an image", "png"))
+        if kind == "bomb":
+            return str(self._image_file("abs", _bomb_png(), "png"))
         png = _encode(size, "PNG")
         return str(self._image_file("abs", png[:33] if kind == "header-only" else png[:len(png) - 30], "png"))
 
@@ -78,8 +113,10 @@ class Grammar:
         turns = [("user", first), ("assistant", f"answer {marker}")]
         for i in range(r.choice([0, 0, 1, 2])):
             turns = [("user", f"q{i}"), ("assistant", f"a{i} {marker}")] + turns
-        pattern = r.choices(["plain", "system", "two-users", "ends-user", "starts-assistant", "tool", "narrator"],
-                            weights=[10, 3, 1, 1, 1, 1, 1])[0]
+        if r.random() < 0.1:                                   # an answer that already ends the turn
+            turns[-1] = ("assistant", turns[-1][1] + r.choice(["<|im_end|>", "<|im_end|>\n", "</s>"]))
+        pattern = r.choices(["plain", "system", "two-users", "ends-user", "starts-assistant", "tool", "narrator",
+                             "two-answers", "tool-call"], weights=[10, 3, 1, 1, 1, 1, 1, 1, 1])[0]
         if pattern == "system":
             turns = [("system", r.choice(["Be brief.", ""]))] + turns
         elif pattern == "two-users":
@@ -90,13 +127,20 @@ class Grammar:
             turns = [("assistant", "hello")] + turns
         elif pattern in ("tool", "narrator"):
             turns = turns[:1] + [(pattern, "x")] + turns[1:]
+        elif pattern == "two-answers":
+            turns = turns + [("assistant", f"more {marker}")]
+        elif pattern == "tool-call":
+            turns = turns[:1] + [("tool_call", '{"name": "f", "arguments": {}}'), ("tool_response", "42")] + turns[1:]
         return turns
 
     def row(self, marker: str) -> dict:
         r = self.rng
         n_images = r.choices([0, 1, 2], weights=[2, 6, 2])[0]
         images = [self.image_ref() for _ in range(n_images)]
-        question = self._tags(n_images) + r.choice(["What is it?", "读一下", "", "Describe."])
+        question = self._tags(n_images) + r.choice(["What is it?", "读一下", "", "Describe.", "Read <ref>it</ref>.",
+                                                    "a\u00a0b\u200b ", "tab\tand\r\nlines"])
+        if not images and r.random() < 0.1:                      # InternVL's own <img>path</img> in the text
+            question = f"<img>{self.image_ref()}</img>" + question
         turns = self._turns(marker, question)
         form = r.choices(["messages", "sharegpt", "alpaca", "query", "openai"], weights=[8, 2, 1, 1, 1])[0]
         row: dict
@@ -116,8 +160,11 @@ class Grammar:
                 msgs.append(m)
             row = {"messages": msgs}
         elif form == "sharegpt":
-            names = {"user": "human", "assistant": "gpt", "system": "system"}
+            names = {"user": r.choice(["human", "user"]), "assistant": r.choice(["gpt", "assistant", "bot"]),
+                     "system": "system", "tool_call": "function_call", "tool_response": "observation"}
             row = {"conversations": [{"from": names.get(role, role), "value": c} for role, c in turns]}
+            if r.random() < 0.2 and turns[0][0] != "system":
+                row["system"] = "You are a reader."
         elif form == "alpaca":
             row = {"instruction": question, "input": r.choice(["", "x"]), "output": f"out {marker}"}
         elif form == "query":
@@ -143,7 +190,7 @@ class Grammar:
         """One line holding the row(s), with a JSON-level oddity now and then."""
         r = self.rng
         oddity = r.choices(["plain", "duplicate-key", "nan", "two-objects", "trailing", "array"],
-                           weights=[20, 1, 1, 1, 1, 1])[0]
+                           weights=[40, 1, 2, 2, 1, 1])[0]
         text = json.dumps(rows[0], ensure_ascii=r.random() < 0.5)
         if oddity == "duplicate-key":
             text = text[:-1] + ', "messages": []}' if "messages" in rows[0] else text

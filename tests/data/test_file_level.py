@@ -173,3 +173,22 @@ def test_the_per_row_report_marks_rows_swift_does_not_load(tmp_path):
     assert recs == [("mixed.jsonl", 1, True, []), ("mixed.jsonl", 2, False, ["mixed-formats"]),
                     ("mixed.jsonl", 2, True, []), ("failed.jsonl", 1, False, ["file"]),
                     ("failed.jsonl", 2, False, ["file", "schema"])], recs
+
+
+def test_a_file_pyarrow_crashes_on_is_a_file_level_error(tmp_path):
+    """A row of mixed types before a line longer than pyarrow's JSON block (a long inline image), in a file
+    datasets reads raw (a line of two objects stops its re-encoding): pyarrow segfaults, and swift's loader
+    with it. validate reads that part of the file in a child process and says so, without crashing."""
+    import subprocess
+    import sys
+    big = _row("b", images=["A" * 450_000])
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join([_row("a", images="y.png"), big, _TWO]) + "\n")
+    load = ("import sys; from swift.dataset import load_dataset; "
+            "load_dataset([sys.argv[1]], num_proc=1, load_from_cache_file=False)")
+    swift = subprocess.run([sys.executable, "-c", load, str(path)], capture_output=True)
+    assert swift.returncode == -11, swift.stderr[-500:]                  # swift's loader dies of SIGSEGV
+    report, issues = Report(), []
+    Validator(Options()).validate_file(path, report, issues.append)
+    file_level = [str(i) for i in issues if i.code == "file"]
+    assert len(file_level) == 1 and "line 2 is a line of 450," in file_level[0] and "crashes" in file_level[0]

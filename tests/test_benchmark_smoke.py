@@ -14,3 +14,9 @@ def test_bench_hub_preflight_runs(tiny_model):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rows: 19,987 training (1,325 distinct) + 13 held out" in out.stdout
     assert "preflight / encode: " in out.stdout
+
+
+def test_parity_classes_runs(tiny_model):
+    out = run_cli("benchmarks/parity_classes.py", "--files", "12", "--template", "internvl3_5", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "# internvl3_5: 12 files" in out.stdout and "agreed: " in out.stdout

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, PushError, _ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:       # Ctrl-C, or SIGTERM/SIGHUP (supervise turns them into this) mid-merge
+        print("interrupted: the merge's child was stopped; an export directory is only ever complete or absent, "
+              "so run the same command again", file=sys.stderr)
+        return 130
 
 
 class _ExportError(Exception):

@@ -261,7 +261,8 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
     # The run's identity is its recorded recipe: the file as it reads now must still give it (keys the
     # environment decided at the start are the record's)
     recorded = list(record.get("overrides", []))
-    changed = _differences(recipe.data, load_recipe(args.recipe, recorded).data)
+    changes = _differences(recipe.data, load_recipe(args.recipe, recorded).data)
+    changed = ", ".join(changes)
     if changed and not args.run_dir:
         raise SystemExit(f"error: --resume: {args.recipe} has changed since {run} started ({changed}); a resume "
                          f"continues the run as recorded. Restore the file, start a new run without --resume, or pass "
@@ -270,7 +271,8 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
         print(f"warning: --resume --run-dir: continuing {run} as recorded; {args.recipe} now differs ({changed})",
               file=sys.stderr)
     if args.overrides:
-        shown = _differences(recipe.data, load_recipe(args.recipe, recorded + args.overrides).data, changed)
+        shown = ", ".join(_differences(recipe.data, load_recipe(args.recipe, recorded + args.overrides).data,
+                                       set(changes)))
         if shown:
             raise SystemExit(f"error: --resume continues {run} as it was recorded; these overrides change it: "
                              f"{shown}. Drop them, or start a new run without --resume")
@@ -280,12 +282,12 @@ def _resumed_recipe(args: argparse.Namespace) -> tuple[Recipe, Path, Path, dict]
 ENV_DECIDED = ("internvl", "nproc_per_node", "nnodes")     # the environment may have set these at the start
 
 
-def _differences(recorded: dict, fresh: dict, already: str = "") -> str:
+def _differences(recorded: dict, fresh: dict, already: set[str] = frozenset()) -> list[str]:
     """`key: recorded -> fresh` for each key that differs (keys the environment decides aside), minus those
     already reported."""
     keys = sorted(k for k in set(fresh) | set(recorded) if k not in ENV_DECIDED and fresh.get(k) != recorded.get(k))
     parts = [f"{k}: {recorded.get(k)!r} -> {fresh.get(k)!r}" for k in keys]
-    return ", ".join(p for p in parts if p not in already.split(", "))
+    return [p for p in parts if p not in already]
 
 
 def main(argv: list[str] | None = None) -> int:

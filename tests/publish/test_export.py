@@ -307,3 +307,25 @@ def test_token_never_appears_in_output_or_files(overfit_run, hub, tmp_path, tmp_
         for path in root.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:
                 assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_sigterm_mid_merge_stops_cleanly_and_writes_nothing(overfit_run, tmp_path):
+    """A scheduler's SIGTERM while swift merges: export.py stops the merge (no child left), exits 130 with a
+    one-line message instead of a traceback, and leaves no export directory behind (exports are whole or absent)."""
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "merged"
+    proc = subprocess.Popen([sys.executable, "export.py", str(overfit_run["checkpoint"]), "--merge", "-o", str(out)],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:                         # the event, not a delay: swift's merge has started
+        if line.startswith("[merge] swift export"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err, err[-2000:]
+    assert not out.exists()
+    left = subprocess.run(["pgrep", "-f", "--", str(overfit_run["checkpoint"])], capture_output=True)
+    assert left.returncode == 1, left.stdout                  # no merge process (its argv names it) outlives it

@@ -288,10 +288,6 @@ class Validator:
                     emit("image-missing", f"{kind} {ref!r} starts with 'http', so swift fetches it as a URL "
                                           f"and fails; fix: write it as ./{bare} or an absolute path")
                     continue
-                if bare.startswith("data:") and "\n" in bare:
-                    emit("image-bad", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
-                                      f"decodes only its first line, a cut image; fix: remove the line breaks")
-                    continue
                 path, dataset_relative = self.resolve(ref, dataset_dir)
                 if path is None:
                     if bare.startswith("data:"):
@@ -312,6 +308,16 @@ class Validator:
                 if kind == "video":
                     continue
                 info = self.header(path)
+                wrapped = bare.startswith("data:") and "\n" in bare      # swift decodes its first line only
+                if wrapped and isinstance(info, str):
+                    emit("image-bad", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
+                                      f"decodes only its first line, and that is no image ({info}); fix: remove "
+                                      f"the line breaks")
+                    continue
+                if wrapped:
+                    emit("image-damaged", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
+                                          f"decodes only its first line ({len(path):,} bytes), a cut image unless "
+                                          f"that line holds it all (--deep decodes it); fix: remove the line breaks")
                 if isinstance(info, str):
                     if isinstance(path, str):
                         emit("image-bad", f"image {ref!r}: {info}")
@@ -434,12 +440,12 @@ class Validator:
                       on_sample: Callable[[Sample], None] | None = None,
                       on_row: Callable[[int, list[str], Sample | None], None] | None = None) -> FileVerdict:
         """Check every line of path; on_sample sees each row that passed the row checks, on_row every
-        non-blank row with its line, the codes it got and its Sample (None when the row checks failed)."""
+        non-blank row with its line, the codes it got and its Sample (None when the row checks failed).
+        What swift's loader does with the file as a whole comes at the end (_whole_file)."""
         shown = str(path)
         codes: list[str] = []
         seen: dict[int, int] = {}
-
-        verdict = FileVerdict()
+        verdict, facts = FileVerdict(), _FileFacts()
 
         def file_problem(message: str) -> FileVerdict:
             report.counts["file"] += 1
@@ -452,20 +458,10 @@ class Validator:
             return file_problem(problem)
         dataset_dir = path.resolve().parent
         rows_before = report.samples
-        first_fatal: tuple[int, str] | None = None
-        unreadable: list[int] = []                 # lines ujson cannot read: several objects, blank, a BOM
-        twice: list[tuple[int, str]] = []          # (line, key) of objects with a key given twice
-        mixed_images: list[tuple[int, str, str]] = []    # (line, format, key) of rows whose images mix strings
-        #                                                  and objects
-        kinds: list[tuple[int, str]] = []          # (line, the row's own format) of every JSON object
-        singular: list[tuple[int, str]] = []       # (line, "image"...) of rows naming media only by the singular
-        columns: set[str] = set()                  # every key of every row: swift's loader sees their union
         try:
             with open(path, "rb") as f:
-                head = f.read(3)
-            jsonl = not _array_file(path)             # an array file is re-encoded whole: none of this applies
-            if head == b"\xef\xbb\xbf":
-                unreadable.append(1)
+                if f.read(3) == b"\xef\xbb\xbf":
+                    facts.unreadable.append(1)
             for n, raw in self.lines(path):
                 codes.clear()
 
@@ -477,29 +473,18 @@ class Validator:
                 stripped = raw.strip()
                 if not stripped:
                     emit("blank", "blank line (skipped)")
-                    unreadable.append(n)
+                    facts.unreadable.append(n)
                     continue
                 values, fatal = self._parse(stripped, emit)
-                if fatal and first_fatal is None:
-                    first_fatal = (n, fatal)
-                if len(values) > 1:
-                    unreadable.append(n)
-                key = arrow_json.key_twice(stripped.decode()) if values else None
-                if key:
-                    twice.append((n, key))
+                facts.line(n, stripped, values, fatal)
                 if not values:
                     report.samples += 1
                     if on_row is not None:
                         on_row(n, list(codes), None)
                 for i, row in enumerate(values):
                     report.samples += 1
-                    kinds.append(((n, i), row_kind(row)))
-                    singular += [((n, i), short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
-                    columns.update(row)
                     sample = self._row(row, hash((stripped, i)), n, seen, dataset_dir, emit, report, on_sample)
-                    key = _mixed_image_list(row)
-                    if key and _preprocessor_keeps(row):
-                        mixed_images.append((n, kinds[-1][1], key))
+                    facts.row((n, i), row)
                     if on_row is not None:
                         on_row(n, list(codes), sample)
                     codes.clear()
@@ -507,38 +492,77 @@ class Validator:
             return file_problem(str(e))
         except OSError as e:
             return file_problem(f"cannot read: {e.strerror or e}")
-        kind = file_kind(columns)
-        for (n, i), own in kinds:
-            if own != kind and (kind is None or kind in MESSAGES_COLUMNS):    # it has no `kind` key of its own
-                report.counts["mixed-formats"] += 1
-                verdict.add((n, i), "mixed-formats", dropped=True)
-                sink(Issue(shown, n, "mixed-formats", f"a {own} row in a file swift reads as {kind or 'no'} rows (its rows' "
-                                                       f"keys decide one format per file): swift drops it silently; "
-                                                       f"fix: convert it (python -m data_tools convert) or move it to "
-                                                       f"a file of its own"))
-        for (n, i), short in singular:
-            full = dict(SINGULAR_MEDIA)[short]
-            if full in columns:
-                report.counts["mixed-formats"] += 1
-                verdict.add((n, i), "mixed-formats", dropped=False)
-                sink(Issue(shown, n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have "
-                                                       f"`{full}`, and swift then drops the `{short}` column (this row "
-                                                       f"would train without it); fix: write `{full}` in every row"))
-        written = next((n for n, own, key in mixed_images                     # rows swift keeps, then writes
-                        if own == kind and (key == "images" or "images" not in columns)), None)
-        if written is not None and (first_fatal is None or written < first_fatal[0]):
-            first_fatal = (written, "a row whose images mix path strings and {\"path\": ...} objects, which swift's "
-                                    "row preprocessor cannot write as one Arrow column")
-        if first_fatal is None and jsonl and (twice or unreadable):
-            first_fatal = arrow_json.file_failure(path, list(self._objects(path)), unreadable, twice)
-        if first_fatal is not None:
-            n, why = first_fatal
+        def late(n: int, code: str, message: str) -> None:
+            report.counts[code] += 1
+            sink(Issue(shown, n, code, message))
+
+        fatal = self._whole_file(path, facts, verdict, late)
+        if fatal is not None:
+            n, why = fatal
             return file_problem(f"line {n} is {why}: swift's loader fails on the whole file, so none of its "
                                 f"{report.samples - rows_before} row(s) would train; fix or remove that line")
         if report.samples == rows_before:
             return file_problem("no samples; swift's loader stops on an empty dataset; fix: drop the file from "
                                 "the recipe or fill it")
         return verdict
+
+    def _whole_file(self, path: Path, facts: "_FileFacts", verdict: FileVerdict,
+                    late: Callable[[int, str, str], None]) -> tuple[int, str] | None:
+        """What swift's loader does with the file as a whole: the rows it drops or reads without their media
+        (one format and one set of columns per file), and why it fails on the whole file, if it does."""
+        kind = file_kind(facts.columns)
+        for (n, i), own in facts.kinds:
+            if own != kind and (kind is None or kind in MESSAGES_COLUMNS):    # it has no `kind` key of its own
+                verdict.add((n, i), "mixed-formats", dropped=True)
+                late(n, "mixed-formats", f"a {own} row in a file swift reads as {kind or 'no'} rows (its rows' keys "
+                                         f"decide one format per file): swift drops it silently; fix: convert it "
+                                         f"(python -m data_tools convert) or move it to a file of its own")
+        for (n, i), short in facts.singular:
+            full = dict(SINGULAR_MEDIA)[short]
+            if full in facts.columns:
+                verdict.add((n, i), "mixed-formats", dropped=False)
+                late(n, "mixed-formats", f"its `{short}` is ignored: other rows of this file have `{full}`, and "
+                                         f"swift then drops the `{short}` column (this row would train without "
+                                         f"it); fix: write `{full}` in every row")
+        fatal = facts.fatal
+        written = next((n for n, own, key in facts.mixed_images                 # rows swift keeps, then writes
+                        if own == kind and (key == "images" or "images" not in facts.columns)), None)
+        if written is not None and (fatal is None or written < fatal[0]):
+            fatal = (written, "a row whose images mix path strings and {\"path\": ...} objects, which swift's row "
+                              "preprocessor cannot write as one Arrow column")
+        # a JSON array file is re-encoded whole by datasets: the line-level rules of the reader do not apply
+        if fatal is None and (facts.twice or facts.unreadable) and not _array_file(path):
+            fatal = arrow_json.file_failure(path, list(self._objects(path)), facts.unreadable, facts.twice)
+        return fatal
+
+
+@dataclass
+class _FileFacts:
+    """What one pass over a file gathers for the checks that need all of it (see Validator._whole_file)."""
+    fatal: tuple[int, str] | None = None               # the first line that fails the whole file on its own
+    unreadable: list[int] = field(default_factory=list)  # lines ujson cannot read: several objects, blank, BOM
+    twice: list[tuple[int, str]] = field(default_factory=list)        # (line, key) of a key given twice
+    mixed_images: list[tuple[int, str, str]] = field(default_factory=list)  # (line, format, key): strings+objects
+    kinds: list[tuple[tuple[int, int], str]] = field(default_factory=list)  # ((line, object), its own format)
+    singular: list[tuple[tuple[int, int], str]] = field(default_factory=list)  # media named only by `image`...
+    columns: set[str] = field(default_factory=set)     # every key of every row: swift's loader sees their union
+
+    def line(self, n: int, stripped: bytes, values: list[Any], fatal: str | None) -> None:
+        if fatal and self.fatal is None:
+            self.fatal = (n, fatal)
+        if len(values) > 1:
+            self.unreadable.append(n)
+        twice = arrow_json.key_twice(stripped.decode()) if values else None
+        if twice:
+            self.twice.append((n, twice))
+
+    def row(self, where: tuple[int, int], row: dict[str, Any]) -> None:
+        self.kinds.append((where, row_kind(row)))
+        self.singular += [(where, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
+        self.columns.update(row)
+        key = _mixed_image_list(row)
+        if key and _preprocessor_keeps(row):
+            self.mixed_images.append((where[0], self.kinds[-1][1], key))
 
 
 SINGULAR_MEDIA = (("image", "images"), ("video", "videos"), ("audio", "audios"))

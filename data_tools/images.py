@@ -102,26 +102,33 @@ def _png(f: BinaryIO, head: bytes, size: int) -> ImageInfo:
     """Pillow opens a PNG once every chunk before the first IDAT is whole, with its CRC right, and the IDAT
     header is there; the rest (the pixel data) is only walked by chunk header, for the damage warning."""
     w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
-    f.seek(8)
+    data, pos = head + f.read(4096), 8            # the chunks before IDAT are small: usually one read
     while True:
-        top = f.read(8)
-        if len(top) < 8:
+        if len(data) < pos + 8:
+            data += f.read(max(4096, pos + 8 - len(data)))
+        if len(data) < pos + 8:
             raise ImageError("the PNG ends before its image data (IDAT): only a header, Pillow cannot open it")
-        length, kind = struct.unpack(">I4s", top)
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         if not kind.isalpha() or not kind.isascii():
             raise ImageError(f"a broken PNG chunk ({kind!r}): Pillow cannot open it")
         if kind in (b"IDAT", b"fdAT"):
             break
-        body = f.read(length)
-        crc = f.read(4)
-        if len(body) < length or len(crc) < 4:
+        end = pos + 12 + length
+        if len(data) < end:
+            data += f.read(end - len(data))
+        if len(data) < end:
             raise ImageError(f"the PNG ends inside its {kind.decode()} chunk (truncated): Pillow cannot open it")
-        if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+        if zlib.crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
             raise ImageError(f"a bad checksum in the PNG's {kind.decode()} chunk: Pillow cannot open it")
-    pos, seen = f.tell() - 8, set()
+        pos = end
+    seen: set[bytes] = set()
     while pos + 8 <= size and b"IEND" not in seen:           # chunk headers only: seek over the data
-        f.seek(pos)
-        length, kind = struct.unpack(">I4s", f.read(8))
+        if len(data) >= pos + 8:
+            top = data[pos:pos + 8]
+        else:
+            f.seek(pos)
+            top = f.read(8)
+        length, kind = struct.unpack(">I4s", top)
         pos += 12 + length
         seen.add(kind)
     damage = None if pos <= size and b"IEND" in seen else "the PNG ends inside its data: truncated"

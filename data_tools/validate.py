@@ -558,7 +558,8 @@ class _FileFacts:
 
     def row(self, where: tuple[int, int], row: dict[str, Any]) -> None:
         self.kinds.append((where, row_kind(row)))
-        self.singular += [(where, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
+        if "image" in row or "video" in row or "audio" in row:
+            self.singular += [(where, short) for short, full in SINGULAR_MEDIA if short in row and full not in row]
         self.columns.update(row)
         key = _mixed_image_list(row)
         if key and _preprocessor_keeps(row):
@@ -598,9 +599,10 @@ def _mixed_image_list(row: dict[str, Any]) -> str | None:
     strings and objects, or None."""
     key = "images" if "images" in row else "image"
     images = row.get(key)
-    mixed = isinstance(images, list) and any(isinstance(x, str) for x in images) and \
-        any(isinstance(x, dict) for x in images)
-    return key if mixed else None
+    if not isinstance(images, list) or len(images) < 2:
+        return None
+    kinds = {type(x) for x in images}
+    return key if str in kinds and dict in kinds else None
 
 
 def _preprocessor_keeps(row: dict[str, Any]) -> bool:

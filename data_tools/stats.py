@@ -26,11 +26,8 @@ def run(args: argparse.Namespace) -> int:
     text, image, total = [], [], []
     report = Report()
 
-    def measure(path: Path, line: int, codes: list[str], sample: Sample | None) -> None:
-        if sample is None:
-            return
-        rec = record(path, line, codes, sample, setup.options.counter, setup.options.max_num)
-        turns[sum(m["role"] == "assistant" for m in sample.row["messages"])] += 1
+    def measure(rec: dict, answers: int) -> None:
+        turns[answers] += 1
         per_sample[rec["images"]] += 1
         if "tokens" in rec:
             tiles.update(rec["tiles"])
@@ -39,8 +36,22 @@ def run(args: argparse.Namespace) -> int:
             total.append(rec["tokens"]["total"])
 
     for f in args.files:
-        v.validate_file(f, report, lambda issue: None,
-                        on_row=lambda n, codes, sample, _f=f: measure(_f, n, codes, sample))
+        # a file's rows count once its verdict is known: none when swift's loader fails on the file, and
+        # not those it drops for their format (kept meanwhile as their small per-row records)
+        kept: list[tuple[tuple[int, int], dict, int]] = []
+        seen: dict[int, int] = {}
+
+        def keep(n: int, codes: list[str], sample: Sample | None, _f: Path = f) -> None:
+            where = (n, seen.get(n, 0))
+            seen[n] = where[1] + 1
+            if sample is not None:
+                kept.append((where, record(_f, n, codes, sample, setup.options.counter, setup.options.max_num),
+                             sum(m["role"] == "assistant" for m in sample.row["messages"])))
+
+        verdict = v.validate_file(f, report, lambda issue: None, on_row=keep)
+        for where, rec, answers in kept if verdict.loads else ():
+            if where not in verdict.dropped:
+                measure(rec, answers)
     for xs in (text, image, total):
         xs.sort()
     limit = setup.options.max_length

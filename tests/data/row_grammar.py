@@ -1,10 +1,11 @@
 """A seeded grammar of dataset files as swift's loader reads them, for differential tests against swift.
 
-Each file holds 1-3 generated rows and one plain good row; each generated row is one of swift's row formats (messages, ShareGPT conversations, alpaca,
-query/response, OpenAI content parts) with a random media spelling, image kind, role pattern, per-message
-keys and tags, written with a random JSON-level oddity (duplicate keys, NaN, several objects on a line,
-trailing text, a comment, an array line, a BOM). Every row's answer carries a unique marker, so a row
-swift loaded can be matched to the row validate saw. The same seed always gives the same files.
+Each file holds 1-3 generated rows and one plain good row; each generated row is one of swift's row formats
+(messages, ShareGPT conversations, alpaca, query/response, OpenAI content parts) with a random media
+spelling, image kind, role pattern, per-message keys and tags, written with a random JSON-level oddity
+(duplicate keys, NaN, several objects on a line, trailing text, a comment, an array line, a BOM, a line in
+latin-1, a whole file in UTF-16). Every row's answer carries a unique marker, so a row swift loaded can be
+matched to the row validate saw. The same seed always gives the same files.
 """
 from __future__ import annotations
 
@@ -189,8 +190,8 @@ class Grammar:
     def line(self, rows: list[dict]) -> bytes:
         """One line holding the row(s), with a JSON-level oddity now and then."""
         r = self.rng
-        oddity = r.choices(["plain", "duplicate-key", "nan", "two-objects", "trailing", "array"],
-                           weights=[40, 1, 2, 2, 1, 1])[0]
+        oddity = r.choices(["plain", "duplicate-key", "nan", "two-objects", "trailing", "array", "latin-1"],
+                           weights=[40, 1, 2, 2, 1, 1, 1])[0]
         text = json.dumps(rows[0], ensure_ascii=r.random() < 0.5)
         if oddity == "duplicate-key":
             text = text[:-1] + ', "messages": []}' if "messages" in rows[0] else text
@@ -202,6 +203,8 @@ class Grammar:
             text += " trailing"
         elif oddity == "array":
             text = f"[{text}]"
+        elif oddity == "latin-1":                             # a line saved in another encoding
+            return text[:-1].encode() + ', "note": "caf\xe9"}'.encode("latin-1")
         return text.encode()
 
     def file(self, index: int) -> tuple[Path, list[str]]:
@@ -222,5 +225,8 @@ class Grammar:
         if r.random() < 0.05:
             lines[0] = b"\xef\xbb\xbf" + lines[0]
         path = self.root / "data" / f"gen{index:04d}.jsonl"
-        path.write_bytes(b"\n".join(lines) + b"\n")
+        data = b"\n".join(lines) + b"\n"
+        if r.random() < 0.01:                                  # the whole file saved as UTF-16 (a Windows editor)
+            data = data.decode("utf-8", "replace").encode("utf-16")
+        path.write_bytes(data)
         return path, markers

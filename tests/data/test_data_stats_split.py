@@ -80,7 +80,15 @@ def test_validate_report_has_every_row_and_stats_reads_the_same_numbers(demo_mod
         assert ("too-long" in r["errors"]) == (t["total"] > 50), r
     stats = json.loads(run_cli("-m", "data_tools", "stats", str(src), "--recipe", "recipes/tiny-demo.yaml",
                                "--json").stdout)
-    totals = sorted(r["tokens"]["total"] for r in recs if "tokens" in r)
-    assert stats["usable"] == len(totals) and stats["tokens"]["total"]["max"] == totals[-1]
+    assert stats["samples"] == 8 and stats["usable"] == 0                     # swift would train none of it
+    clean = tmp_path / "clean.jsonl"                                          # without the broken line: it loads
+    clean.write_text("\n".join(rows) + "\n" + rows[0] + "\n")
+    run_cli("-m", "data_tools", "validate", str(clean), "--recipe", "recipes/tiny-demo.yaml", "--max-length", "50",
+            "--report", str(report))
+    recs = [json.loads(x) for x in report.read_text().splitlines()]
+    stats = json.loads(run_cli("-m", "data_tools", "stats", str(clean), "--recipe", "recipes/tiny-demo.yaml",
+                               "--json").stdout)
+    totals = sorted(r["tokens"]["total"] for r in recs if "tokens" in r and r["loaded"])
+    assert stats["usable"] == len(totals) == 7 and stats["tokens"]["total"]["max"] == totals[-1]
     refused = run_cli("-m", "data_tools", "validate", str(src), "--report", str(src), "--no-tokens")
     assert refused.returncode == 2 and "never written" in refused.stderr and src.read_bytes() == before

@@ -192,3 +192,15 @@ def test_a_file_pyarrow_crashes_on_is_a_file_level_error(tmp_path):
     Validator(Options()).validate_file(path, report, issues.append)
     file_level = [str(i) for i in issues if i.code == "file"]
     assert len(file_level) == 1 and "line 2 is a line of 450," in file_level[0] and "crashes" in file_level[0]
+
+
+def test_stats_counts_only_the_rows_swift_loads(tmp_path):
+    """stats: the rows of a file swift's loader fails on, and rows it drops for their format, are not usable."""
+    from conftest import run_cli
+    good, failed = tmp_path / "good.jsonl", tmp_path / "failed.jsonl"
+    good.write_text(GOOD + "\n" + json.dumps({"query": "q", "response": "r"}) + "\n" + _row("x") + "\n")
+    failed.write_text(GOOD + "\n" + _TWICE + "\n" + _row("y") + "\n")
+    run = run_cli("-m", "data_tools", "stats", str(good), str(failed), "--json")
+    assert run.returncode == 0, run.stderr
+    stats = json.loads(run.stdout)
+    assert stats["samples"] == 6 and stats["usable"] == 2, stats

@@ -143,6 +143,7 @@ def shapes_differ(rows: list[dict]) -> bool:
 
 
 CHUNK = 10 << 20       # datasets' JSON builder reads this much a batch (and then to the end of the line)
+BLOCK = max(CHUNK // 32, 16 << 10)      # and gives pyarrow's reader blocks of this size
 
 
 def _first_batch(path: Path) -> bytes:
@@ -165,12 +166,12 @@ while True:
         sys.stdout.write(str(e))
         break
 """
-CRASH = "crash"
+CRASH, MISSING = "crash", "no pyarrow"
 
 
 def _arrow_error(batch: bytes) -> str | None:
     """What pyarrow's JSON reader (datasets' first try) raises on the batch, CRASH when it kills the process,
-    or None; None too where pyarrow is not installed (then the rules above decide alone). Arrow itself says
+    None when it reads it, MISSING where pyarrow is not installed (then the rules above decide alone). Arrow itself says
     which problem comes first. A batch with a line longer than the reader's block takes the retry path,
     where pyarrow can segfault (it does on a type conflict before such a line, and so does swift's loader):
     that read runs in a child process."""
@@ -180,9 +181,8 @@ def _arrow_error(batch: bytes) -> str | None:
         import pyarrow as pa
         import pyarrow.json as paj
     except ImportError:  # pragma: no cover - pyarrow comes with swift's datasets
-        return None
-    block = max(CHUNK // 32, 16 << 10)
-    block = len(batch) if len(batch) // 8 > block else block
+        return MISSING
+    block = len(batch) if len(batch) // 8 > BLOCK else BLOCK
     if block < len(batch) and max(map(len, batch.split(b"\n"))) >= block:
         run = subprocess.run([sys.executable, "-c", _READ, str(block)], input=batch, capture_output=True)
         return CRASH if run.returncode < 0 else run.stdout.decode("utf-8", "replace") or None
@@ -202,17 +202,17 @@ def file_failure(path: Path, rows: list[tuple[int, dict]], several: list[int], t
     ujson_reads_all = not several
     if ujson_reads_all and shapes_differ([r for _, r in rows]):
         return None                       # re-encoded before Arrow sees it: duplicates are gone
-    error = _arrow_error(_first_batch(path))
+    batch = _first_batch(path)
+    error = _arrow_error(batch)
     conflict = type_conflict(rows)
-    if error is None and _arrow_missing():
+    if error == MISSING:
         error = ("specified twice" if twice and (conflict is None or twice[0][0] <= conflict[0])
                  else "changed from" if conflict else None)
     if error is None:
         return None
     if error == CRASH:
-        block = max(CHUNK // 32, 16 << 10)
-        n, line = next((n, line) for n, line in enumerate(_first_batch(path).split(b"\n"), 1) if len(line) >= block)
-        return n, (f"a line of {len(line):,} bytes, longer than pyarrow's JSON block ({block:,}), in a file that "
+        n, line = next((n, line) for n, line in enumerate(batch.split(b"\n"), 1) if len(line) >= BLOCK)
+        return n, (f"a line of {len(line):,} bytes, longer than pyarrow's JSON block ({BLOCK:,}), in a file that "
                    f"mixes types across rows: pyarrow's reader crashes the process on it (a segfault; swift's "
                    f"loader with it)")
     if "changed from" in error:
@@ -229,10 +229,3 @@ def file_failure(path: Path, rows: list[tuple[int, dict]], several: list[int], t
     n = twice[0][0] if twice else several[0] if several else 1
     return n, f"a line the Arrow JSON reader refuses ({error})"
 
-
-def _arrow_missing() -> bool:
-    try:
-        import pyarrow.json  # noqa: F401
-    except ImportError:  # pragma: no cover
-        return True
-    return False

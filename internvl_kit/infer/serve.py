@@ -2,7 +2,8 @@
 
 swift deploy restores neither max_length nor the InternVL tiling from a checkpoint (the same gap as
 swift infer), so the server is started with the run's template, max_length, tiling variables and,
-on the -HF route, the plugin that makes max_num apply. Local image paths in requests are allowed only
+on the -HF route, the plugin that makes max_num apply; and a plugin that tells a request with a bad image
+which image and why (deploy_plugin). Local image paths in requests are allowed only
 on a loopback host unless --media-dir names where they may come from (swift's SWIFT_MEDIA_ALLOWED_DIRS).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .checkpoint import CheckpointInfo
 from ..train.supervise import say, stop_group, stop_signals, supervised
 from ..train.swift_cmd import PLUGIN_PATH, SwiftCommand
 
+DEPLOY_PLUGIN_PATH = Path(__file__).with_name("deploy_plugin.py")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READY_TIMEOUT_S = 600
 
@@ -36,8 +38,10 @@ def deploy_command(info: CheckpointInfo, adapter: str | None, host: str, port: i
     dtype = (info.recipe or {}).get("torch_dtype")
     if dtype:
         args += ["--torch_dtype", dtype]
+    plugins = [DEPLOY_PLUGIN_PATH]                              # clear answers for bad images in requests
     if info.template == "internvl_hf" and "max_num" in info.knobs:
-        args += ["--external_plugins", str(PLUGIN_PATH)]
+        plugins.append(PLUGIN_PATH)
+    args += ["--external_plugins", *map(str, plugins)]          # one flag: a second would replace the first
     env = dict(info.env)
     if media_dir is not None:
         env["SWIFT_MEDIA_ALLOWED_DIRS"] = str(Path(media_dir).resolve())
@@ -68,8 +72,25 @@ def _ready(base_url: str) -> list[str] | None:
         return None
 
 
+def _port_taken(host: str, port: int) -> str | None:
+    """Why host:port cannot be bound now (another server holds it), else None."""
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # as uvicorn binds: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
 def serve(info: CheckpointInfo, adapter: str | None, host: str, port: int, media_dir: str | None) -> int:
     """Run swift deploy until Ctrl-C or SIGTERM (exit 130) or until it stops on its own (its exit code)."""
+    busy = _port_taken(host, port)
+    if busy:                 # else the readiness probe would find that other server and call it ours
+        say(f"error: {host}:{port} is already in use ({busy}); pick a free one with --port", file=sys.stderr)
+        return 1
     cmd = deploy_command(info, adapter, host, port, media_dir)
     env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_API_TOKEN"}   # swift would log in with it
     log_path = Path(tempfile.mkstemp(prefix="swift-deploy-", suffix=".log")[1])

@@ -46,15 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..train.supervise import stop_signals
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        with stop_signals():        # from the first step: a SIGTERM must not find the default handler (exit -15)
+            return _run(args)
     except (CheckpointError, PushError, _ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:       # Ctrl-C, or SIGTERM/SIGHUP (supervise turns them into this) mid-merge
-        print("interrupted: the merge's child was stopped; an export directory is only ever complete or absent, "
-              "so run the same command again", file=sys.stderr)
+    except KeyboardInterrupt:       # Ctrl-C, or SIGTERM/SIGHUP (stop_signals turns them into this)
+        print("interrupted: any merge child was stopped; an export directory is only ever complete or absent and "
+              "a push lands whole or not at all, so run the same command again", file=sys.stderr)
         return 130
 
 

@@ -58,6 +58,13 @@ def test_readme_client_snippet_runs_against_the_server(overfit_run, server):
     assert out.stdout.strip() == "red"
 
 
+def test_a_second_server_on_a_taken_port_is_refused_not_mistaken_for_ready(overfit_run, server):
+    """Its readiness probe would otherwise find the first server's answers and report them as its own."""
+    out = run_cli("infer.py", str(overfit_run["checkpoint"]), "--serve", "--port", str(server["port"]))
+    assert out.returncode == 1 and f"127.0.0.1:{server['port']} is already in use" in out.stderr, out.stderr
+    assert "[serve] ready" not in out.stdout
+
+
 def test_openai_client_gets_infer_py_answers_streams_and_a_4xx_for_a_bad_image(overfit_run, server):
     from openai import OpenAI, UnprocessableEntityError
     red = overfit_run["root"] / "red.png"
@@ -79,9 +86,20 @@ def test_openai_client_gets_infer_py_answers_streams_and_a_4xx_for_a_bad_image(o
     data_uri = "data:image/png;base64," + base64.b64encode(red.read_bytes()).decode()
     assert ask(data_uri).choices[0].message.content == expected
     assert "".join(c.choices[0].delta.content or "" for c in ask(str(red), stream=True)) == expected
-    with pytest.raises(UnprocessableEntityError) as bad:
-        ask("/no/such/image.png")
-    assert bad.value.status_code == 422 and "/no/such/image.png" in str(bad.value.body)
+    # A bad image is refused with which image, what was sent and why (swift alone: "value: PATH", or
+    # Pillow's "cannot identify image file <_io.BytesIO object at 0x...>" naming neither)
+    broken = overfit_run["root"] / "broken.png"
+    broken.write_bytes(red.read_bytes()[:40])
+    junk = "data:image/png;base64," + base64.b64encode(b"not an image").decode()
+    for url, why in (("/no/such/image.png", "is not a file on the server"),
+                     (str(broken), "(a file of 40 bytes) is not an image Pillow can decode"),
+                     (junk, "(12 bytes once decoded) is not an image Pillow can decode"),
+                     ("data:image/png,abc", "a data: URI must read data:<type>;base64,<data>")):
+        with pytest.raises(UnprocessableEntityError) as bad:
+            ask(url)
+        (detail,) = bad.value.body["detail"]                  # FastAPI's request validation error
+        assert "image messages[0].content[0]: " in detail["msg"], detail
+        assert why in detail["msg"] and url[:40] in detail["msg"], detail
     assert ask(data_uri).choices[0].message.content == expected             # still up after the bad request
 
     # Each variant stops another way; none may leave swift deploy behind

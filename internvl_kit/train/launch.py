@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .supervise import say, stop_group, stop_signals, supervised, write_bytes
+from .supervise import ABORT_AT_EXIT, aborted_at_exit, say, stop_group, stop_signals, supervised, write_bytes
 from .swift_cmd import LAUNCH_VARS, SwiftCommand
 
 POLL_S = 0.5
@@ -150,6 +150,11 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
         return 130
     if nan_stop:
         return EXIT_NAN
+    if aborted_at_exit(code, tail) and any("train_runtime" in r for r in follower.rows):
+        print_fn(f"[note]  swift finished training (its final checkpoint and summary were written), then a process "
+                 f"aborted while exiting (exit {code}: \"{ABORT_AT_EXIT}\", a race in Python 3.11's shutdown "
+                 f"with threads still in torch code, pytorch#38228); the run is complete")
+        return 0
     if code != 0:
         print_fn(f"[fail]  swift exited with code {code}; last lines of {log_path}:")
         for line in tail:

@@ -138,6 +138,25 @@ def silence(stream: IO[Any]) -> None:
 _silenced: set[int] = set()
 
 
+# Python 3.11 ends a daemon thread that is inside C++ code (the GIL released, as in torch ops) at interpreter
+# exit with pthread_exit, whose forced unwind through a noexcept destructor aborts the whole process
+# (pytorch#38228). swift's inference engine generates on such threads, so a swift process can die of SIGABRT
+# while exiting, after its work is done, written and its end time printed.
+ABORT_AT_EXIT = "terminate called without an active exception"
+END_OF_MAIN = "End time of running main"
+
+
+def aborted_at_exit(code: int | None, tail: "list[str] | Any") -> bool:
+    """Whether a non-zero exit is only that abort: swift printed its end time, then a process aborted while
+    exiting, with no Python traceback in between. The caller still checks the work itself was saved."""
+    if not code:
+        return False
+    lines = list(tail)
+    ends = [i for i, line in enumerate(lines) if END_OF_MAIN in line]
+    after = lines[ends[-1]:] if ends else []
+    return any(ABORT_AT_EXIT in line for line in after) and not any("Traceback" in line for line in after)
+
+
 def say(*parts: object, file: IO[str] | None = None) -> bool:
     """print, flushed; a closed pipe drops this and all later output instead of raising. False when the
     text reached nobody (the caller may repeat what matters on stderr)."""

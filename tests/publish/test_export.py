@@ -329,3 +329,32 @@ def test_sigterm_mid_merge_stops_cleanly_and_writes_nothing(overfit_run, tmp_pat
     assert not out.exists()
     left = subprocess.run(["pgrep", "-f", "--", str(overfit_run["checkpoint"])], capture_output=True)
     assert left.returncode == 1, left.stdout                  # no merge process (its argv names it) outlives it
+
+
+@pytest.mark.parametrize("saved", [True, False], ids=["merge-saved", "nothing-saved"])
+def test_an_abort_while_swift_exits_after_saving_the_merge_goes_on_to_the_proofs(saved, tmp_path, monkeypatch):
+    """swift export can die of SIGABRT while exiting after its merge is written (Python 3.11's shutdown race,
+    pytorch#38228): with config.json there the merge goes on (the proofs check the weights); without, it fails."""
+    import sys
+    from internvl_kit.infer.checkpoint import CheckpointInfo
+    from internvl_kit.publish import merge
+    from internvl_kit.publish.merge_proof import MergeError
+    out = tmp_path / "merged"
+    child = f"""
+import os, pathlib, sys
+out = pathlib.Path({str(out)!r})
+if {saved!r}:
+    out.mkdir(); (out / "config.json").write_text("{{}}")
+print("[INFO:swift] End time of running main: 2026-12-04 01:00:00", flush=True)
+sys.stderr.write("terminate called without an active exception\\n"); sys.stderr.flush()
+os.abort()"""
+    monkeypatch.setattr(merge.SwiftCommand, "argv", lambda self: [sys.executable, "-c", child])
+    info = CheckpointInfo(path=tmp_path / "checkpoint-1", kind="adapter", base_model="m", model_type="internvl_chat",
+                          template="internvl3_5", max_length=None)
+    notes: list[str] = []
+    if saved:
+        merge.run_swift_merge(info, out, progress=notes.append)
+        assert any("aborted while exiting" in n and "the proofs below check" in n for n in notes), notes
+    else:
+        with pytest.raises(MergeError, match="swift export --merge_lora failed"):
+            merge.run_swift_merge(info, out, progress=notes.append)

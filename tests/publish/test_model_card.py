@@ -16,6 +16,7 @@ import pytest
 
 from conftest import run_cli
 from hub_server import PUBLIC, Repo, StandInHub
+from internvl_kit.train.supervise import aborted_at_exit
 
 pytestmark = pytest.mark.e2e
 TOKEN = "card-token"
@@ -71,7 +72,9 @@ def test_card_snippets_run_as_printed_and_answer(kind, overfit_run, merged_expor
                                input=f"<image>Colour?\n{red}\nexit\n",
                                env={**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ["PATH"]})
         log = swift.stdout + swift.stderr
-        assert swift.returncode == 0, log[-3000:]
+        # swift infer generates on a daemon thread, and Python 3.11 can abort the process while it exits, after
+        # the answer (pytorch#38228; aborted_at_exit): only that is excused, the answer is still required
+        assert swift.returncode == 0 or aborted_at_exit(swift.returncode, swift.stderr.splitlines()), log[-3000:]
         assert "Please set --model" not in log
         assert "Input an image path or URL <<< red\n" in swift.stdout, log[-3000:]      # swift's answer
         if not variant.is_hf:            # swift's own template reports the tiling it applies

@@ -71,6 +71,34 @@ def test_a_killed_worker_is_named_out_of_memory(tmp_path):
     assert launch.killed(1, ["[rank1]: exitcode  : -9 (pid: 42)"])        # torchrun reporting a killed worker
 
 
+@pytest.mark.parametrize("finished", [True, False], ids=["after-training", "mid-training"])
+def test_an_abort_while_exiting_after_training_is_a_complete_run(finished, tmp_path):
+    """Python 3.11 can abort a swift process while it exits (a daemon thread still in torch code, pytorch#38228).
+    After the final summary row that is a complete run with a note; before it, still a failure."""
+    from internvl_kit.train import launch
+    from internvl_kit.train.swift_cmd import SwiftCommand
+    rows = [{"loss": 1.0, "global_step/max_steps": "6/6"}] + ([{"train_runtime": 3.0}] if finished else [])
+
+    class FinishesThenAborts(SwiftCommand):
+        def argv(self) -> list[str]:
+            return [sys.executable, "-c", f"""
+import json, os, sys
+with open({str(tmp_path / "logging.jsonl")!r}, "w") as f:
+    f.writelines(json.dumps(r) + "\\n" for r in {rows!r})
+print("[INFO:swift] End time of running main: 2026-12-04 01:00:00", flush=True)
+sys.stderr.write("terminate called without an active exception\\n"); sys.stderr.flush()
+os.abort()"""]
+
+    lines: list[str] = []
+    code = launch.run(FinishesThenAborts("sft", []), tmp_path, print_fn=lines.append)
+    if finished:
+        assert code == 0 and any(x.startswith("[note]  swift finished training") for x in lines), lines
+    else:
+        assert code == -6 and any(x.startswith("[fail]  swift exited with code -6") for x in lines), lines
+    assert not launch.aborted_at_exit(-6, ["End time of running main", "Traceback (most recent call last):",
+                                           "terminate called without an active exception"])
+
+
 def test_swifts_own_launch_variables_win_with_a_note(tmp_path):
     env = {"NPROC_PER_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1", "MAX_NUM": "2"}
     out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", env=env)

@@ -9,6 +9,7 @@ child would miss, are in that group)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,20 +142,39 @@ _silenced: set[int] = set()
 # Python 3.11 ends a daemon thread that is inside C++ code (the GIL released, as in torch ops) at interpreter
 # exit with pthread_exit, whose forced unwind through a noexcept destructor aborts the whole process
 # (pytorch#38228). swift's inference engine generates on such threads, so a swift process can die of SIGABRT
-# while exiting, after its work is done, written and its end time printed.
+# while exiting, after its work is done, written and its end time printed. Under torchrun the other ranks then
+# get SIGTERM, and torchrun reports both in a ChildFailedError.
 ABORT_AT_EXIT = "terminate called without an active exception"
 END_OF_MAIN = "End time of running main"
+_TORCHRUN_EXIT = re.compile(r"exitcode\s*:\s*(-?\d+)")
 
 
-def aborted_at_exit(code: int | None, tail: "list[str] | Any") -> bool:
+def aborted_at_exit(code: int | None, lines: "list[str] | Any") -> bool:
     """Whether a non-zero exit is only that abort: swift printed its end time, then a process aborted while
-    exiting, with no Python traceback in between. The caller still checks the work itself was saved."""
+    exiting, with no traceback between but torchrun's report, which names nothing worse than that SIGABRT and
+    the SIGTERM it sent the other ranks. The caller still checks the work itself was saved."""
     if not code:
         return False
-    lines = list(tail)
+    lines = list(lines)
     ends = [i for i, line in enumerate(lines) if END_OF_MAIN in line]
     after = lines[ends[-1]:] if ends else []
-    return any(ABORT_AT_EXIT in line for line in after) and not any("Traceback" in line for line in after)
+    tracebacks = sum("Traceback (most recent call last)" in line for line in after)
+    torchrun = sum(line.rstrip().endswith("ChildFailedError:") for line in after)
+    codes = {int(m.group(1)) for line in after for m in _TORCHRUN_EXIT.finditer(line)}
+    return (any(ABORT_AT_EXIT in line for line in after) and tracebacks <= torchrun
+            and codes <= {-6, -15})
+
+
+def log_tail(path: "os.PathLike[str] | str", limit: int = 1 << 16) -> list[str]:
+    """The last lines of a log file (its last `limit` bytes), for reading how a child ended."""
+    try:
+        with open(path, "rb") as f:
+            start = max(0, os.path.getsize(path) - limit)
+            f.seek(start)
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return lines[1:] if start else lines          # from mid-file, the first line is a piece
 
 
 def say(*parts: object, file: IO[str] | None = None) -> bool:

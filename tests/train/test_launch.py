@@ -99,6 +99,46 @@ os.abort()"""]
                                            "terminate called without an active exception"])
 
 
+# The end of a two-process ZeRO-2 run's swift.log in CI (paths shortened): training done and saved, rank 0
+# aborted while exiting, torchrun sent rank 1 SIGTERM and reported both.
+TORCHRUN_ABORT = """[INFO:swift] last_model_checkpoint: /tmp/run/checkpoint-6
+[INFO:swift] End time of running main: 2026-12-04 02:13:48.491197
+terminate called without an active exception
+W1204 02:13:48.735000 7264 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 7289 closing signal SIGTERM
+E1204 02:13:48.850000 7264 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: -6) local_rank: 0 (pid: 7288) of binary: python3.11
+Traceback (most recent call last):
+  File "torch/distributed/launcher/api.py", line 386, in launch_agent
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+swift/cli/sft.py FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : -15 (pid: 7289)  (SIGTERM)
+  traceback : Signal 15 (SIGTERM) received by PID 7289
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  rank      : 0 (local_rank: 0)
+  exitcode  : -6 (pid: 7288)  (SIGABRT)
+  traceback : Signal 6 (SIGABRT) received by PID 7288
+============================================================"""
+
+
+def test_torchruns_report_of_that_abort_is_recognised_and_nothing_worse_is(tmp_path):
+    from internvl_kit.train import launch
+    from internvl_kit.train.supervise import log_tail
+    lines = TORCHRUN_ABORT.splitlines()
+    assert launch.aborted_at_exit(1, lines)
+    assert not launch.aborted_at_exit(1, [x.replace("-15 (pid", "1 (pid") for x in lines])   # a rank that failed
+    assert not launch.aborted_at_exit(1, lines[:3] + ["Traceback (most recent call last):", "ValueError: x"] + lines[3:])
+    log = tmp_path / "swift.log"
+    log.write_text("x" * 100 + "\n" + TORCHRUN_ABORT + "\n")
+    assert log_tail(log) == ["x" * 100] + lines and log_tail(log, limit=len(TORCHRUN_ABORT) + 5) == lines
+
+
 def test_swifts_own_launch_variables_win_with_a_note(tmp_path):
     env = {"NPROC_PER_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1", "MAX_NUM": "2"}
     out = run_cli("train.py", DEMO, "--dry-run", f"output_dir={tmp_path}", env=env)

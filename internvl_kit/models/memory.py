@@ -47,12 +47,17 @@ class Setup:
     def from_recipe(cls, data: dict[str, Any], gpus: int | None = None) -> "Setup":
         return cls(gpus=gpus or int(data.get("nproc_per_node", 1)) * int(data.get("nnodes", 1)),
                    max_length=int(data.get("max_length") or 4096),     # unset: swift takes the model's own
-                   batch=int(data.get("per_device_train_batch_size", 1)),
+                   batch=int(data.get("per_device_train_batch_size", 1)) * (2 if data.get("rlhf_type") in PAIRED else 1),
                    dtype=data.get("torch_dtype") or "bfloat16",
                    checkpointing=bool(data.get("gradient_checkpointing", True)),
                    tuner=data.get("tuner_type", "lora"), lora_rank=int(data.get("lora_rank", 8)),
                    freeze_vit=bool(data.get("freeze_vit", True)), freeze_llm=bool(data.get("freeze_llm", False)),
                    deepspeed=deepspeed_preset(data.get("deepspeed")), max_num=int((data.get("internvl") or {}).get("max_num", 12)))
+
+
+# Preference types whose batch holds each row twice (chosen and rejected, concatenated by swift's trainer). The
+# reference model of a LoRA run is the policy with its adapter off: no second copy of the weights.
+PAIRED = ("dpo", "orpo", "simpo", "cpo", "rm")
 
 
 def deepspeed_preset(value: Any) -> str | None:

@@ -11,11 +11,11 @@ from typing import Any
 
 from .errors import Problem, RecipeError
 from .loader import CLI, resolve
-from .schema import RECIPES_DIR, SCHEMA_PATH, is_swift_key, schema
+from .schema import RECIPES_DIR, SCHEMA_PATH, command_of, is_swift_key, schema
 from .validate import HF_TEMPLATE, validate
 
 __all__ = ["Recipe", "RecipeError", "Problem", "load_recipe", "RECIPES_DIR", "SCHEMA_PATH",
-           "is_swift_key", "schema", "HF_TEMPLATE"]
+           "command_of", "is_swift_key", "schema", "HF_TEMPLATE"]
 
 
 @dataclass
@@ -34,6 +34,11 @@ class Recipe:
     def knobs(self) -> dict[str, int]:
         """InternVL tiling knobs (the `internvl:` section)."""
         return dict(self.data.get("internvl") or {})
+
+    @property
+    def command(self) -> str:
+        """The swift command this recipe runs: rlhf (preference tuning) once it sets rlhf_type, else sft."""
+        return command_of(self.data)
 
     @property
     def is_hf(self) -> bool:

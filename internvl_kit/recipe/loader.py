@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, RecipeError
-from .schema import subschema
+from .schema import command_of, subschema
 from .yaml_io import KeyPath, load_yaml, parse_scalar
 
 CLI = "command line"
@@ -83,10 +83,10 @@ def _did_you_mean(path: KeyPath) -> str:
     return f"; did you mean {'.'.join(path[:-1] + (close[0],))!r}?" if close else ""
 
 
-def _typed_value(path: KeyPath, raw: str) -> Any:
-    """Parse an override value by the type the schema declares for that key: strings stay strings
-    (`system=yes` is "yes"), arrays take `[a,b]` or one bare item, the rest is YAML."""
-    sub = subschema(path) or {}
+def _typed_value(path: KeyPath, raw: str, command: str = "sft") -> Any:
+    """Parse an override value by the type the schema declares for that key under the recipe's command:
+    strings stay strings (`system=yes` is "yes"), arrays take `[a,b]` or one bare item, the rest is YAML."""
+    sub = subschema(path, command) or {}
     kinds = sub.get("type")
     kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
     nullable = "null" in kinds or None in sub.get("enum", [])
@@ -107,8 +107,21 @@ def _typed_value(path: KeyPath, raw: str) -> Any:
     return parse_scalar(raw)
 
 
+def _command_after(data: dict[str, Any], overrides: list[str]) -> str:
+    """The swift command the recipe runs once the overrides are applied (an override may set rlhf_type)."""
+    rlhf_type = data.get("rlhf_type")
+    for arg in overrides:
+        key, sep, raw = arg.partition("=")
+        if arg == "~rlhf_type":
+            rlhf_type = None
+        elif sep and key == "rlhf_type":
+            rlhf_type = None if raw.strip() in ("", "null", "~", "None") else raw
+    return command_of({"rlhf_type": rlhf_type})
+
+
 def apply_overrides(res: Resolved, overrides: list[str], problems: list[Problem]) -> None:
     """`key=value` sets (dotted keys reach nested mappings); `~key` deletes."""
+    command = _command_after(res.data, overrides)
     for arg in overrides:
         if arg.startswith("~"):
             path = tuple(arg[1:].split("."))
@@ -129,7 +142,7 @@ def apply_overrides(res: Resolved, overrides: list[str], problems: list[Problem]
             continue
         path = tuple(key.split("."))
         try:
-            value = _typed_value(path, raw)
+            value = _typed_value(path, raw, command)
         except Exception as e:  # noqa: BLE001 - yaml raises several types; all mean "unparseable"
             problems.append(Problem(CLI, None, key, f"cannot parse value {raw!r}: {e}"))
             continue

@@ -1,7 +1,10 @@
 """Generate the recipe schema from swift's own argument dataclasses, so a recipe speaks all of swift.
 
 Every field of `swift.SftArguments` (the inherited transformers TrainingArguments included) becomes a
-property with swift's type, Literal choices, default and help; the toolkit's own keys and a few
+property with swift's type, Literal choices, default and help. `swift rlhf` (preference tuning) reads every
+one of those and more: a field only `swift.RLHFArguments` has (rlhf_type, beta, ref_adapters, ...) is marked
+`x-command: rlhf`, and a shared one that `swift rlhf` reads otherwise (loss_type is a list there) carries that
+reading as `x-rlhf` (schema.schema("rlhf") applies it). The toolkit's own keys and a few
 curated constraints (ranges, InternVL's model types and templates) are layered on top. The result is
 committed as internvl_kit/recipe/schema.json; tests/recipe/test_schema.py regenerates it and fails when it
 drifts from the installed swift.
@@ -96,6 +99,10 @@ CURATED: dict[str, dict[str, Any]] = {
     "save_total_limit": {"minimum": 1}, "dataloader_num_workers": {"minimum": 0}, "dataset_num_proc": {"minimum": 1},
     "output_dir": {"minLength": 1, "description": "Parent directory of runs: each run writes to "
                                                   "OUTPUT_DIR/<recipe>-<timestamp>/."},
+    "rlhf_type": {"description": "Preference tuning: a recipe that sets rlhf_type runs `swift rlhf` instead of "
+                  "`swift sft`. dpo for DPO; InternVL's MPO is dpo with loss_type [sigmoid, bco_pair, sft] and "
+                  "loss_weights [0.8, 0.2, 1.0]. (orpo, simpo, kto, cpo, rm, ppo, grpo, gkd: swift's others.)"},
+    "beta": {"minimum": 0}, "loss_weights": {"minItems": 1},
     "deepspeed": {"description": "DeepSpeed: a preset (zero0, zero1, zero2, zero2_offload, zero3, zero3_offload), "
                                  "a JSON config file, or the config itself as a mapping."},
 }
@@ -230,26 +237,26 @@ def _from_action(action: argparse.Action, field: dataclasses.Field, hint: Any) -
     return prop
 
 
-def swift_properties() -> tuple[dict[str, dict[str, Any]], str]:
-    """Schema properties of every SftArguments field, as swift's own parser reads them, and the swift
-    version they come from."""
+def swift_properties(command: str = "sft") -> dict[str, dict[str, Any]]:
+    """Schema properties of every field of `swift sft`'s (or `swift rlhf`'s) arguments, as swift's own parser
+    reads them."""
     import importlib
 
-    import swift
-    from swift import SftArguments
+    from swift import RLHFArguments, SftArguments
     from swift.utils.utils import _patch_get_type_hints
     from transformers import HfArgumentParser
 
-    with _patch_get_type_hints():       # what swift.utils.parse_args does before it parses `swift sft`
-        parser = HfArgumentParser([SftArguments])
+    cls = {"sft": SftArguments, "rlhf": RLHFArguments}[command]
+    with _patch_get_type_hints():       # what swift.utils.parse_args does before it parses the command line
+        parser = HfArgumentParser([cls])
     actions: dict[str, argparse.Action] = {}
     for action in parser._actions:
         if action.option_strings and not action.option_strings[0].startswith("--no_"):
             actions.setdefault(action.dest, action)
-    hints = typing.get_type_hints(SftArguments)
-    help_text = _doc_help([c for c in SftArguments.__mro__ if c is not object])
+    hints = typing.get_type_hints(cls)
+    help_text = _doc_help([c for c in cls.__mro__ if c is not object])
     props: dict[str, dict[str, Any]] = {}
-    for f in dataclasses.fields(SftArguments):
+    for f in dataclasses.fields(cls):
         if not f.init or f.name not in actions:
             continue
         hint = hints.get(f.name, f.type)
@@ -268,11 +275,26 @@ def swift_properties() -> tuple[dict[str, dict[str, Any]], str]:
                                                     " ".join(str(text).split()))
         prop["x-swift-type"] = _type_name(hint)
         props[f.name] = prop
-    return props, swift.__version__
+    return props
+
+
+def _with_rlhf(sft: dict[str, dict[str, Any]], rlhf: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """sft's properties, then rlhf's own (x-command: rlhf); a shared key rlhf reads otherwise gets x-rlhf."""
+    out = {}
+    for key, prop in sft.items():
+        other = {k: v for k, v in rlhf[key].items() if k != "description"}
+        mine = {k: v for k, v in prop.items() if k != "description"}
+        out[key] = prop if other == mine else {**prop, "x-rlhf": rlhf[key]}
+    for key, prop in rlhf.items():
+        if key not in sft:
+            out[key] = {**prop, "x-command": "rlhf"}
+    return out
 
 
 def generate() -> dict[str, Any]:
-    swift_props, version = swift_properties()
+    import swift
+    version = swift.__version__
+    swift_props = _with_rlhf(swift_properties("sft"), swift_properties("rlhf"))
     properties: dict[str, dict[str, Any]] = {}
     for key in ("extends", "description", "internvl", "nproc_per_node", "nnodes", "stop_on_nan"):
         properties[key] = TOOLKIT[key]
@@ -293,8 +315,10 @@ def generate() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://internvl-kit/recipe.schema.json",
         "title": "internvl-kit recipe",
-        "description": f"A LoRA recipe: every argument of swift {version}'s `swift sft` (generated from "
-                       f"SftArguments by internvl_kit/recipe/schema_gen.py) plus the toolkit's own keys.",
+        "description": f"A LoRA recipe: every argument of swift {version}'s `swift sft` and `swift rlhf` "
+                       f"(generated from SftArguments and RLHFArguments by internvl_kit/recipe/schema_gen.py; "
+                       f"x-command: rlhf marks the keys only `swift rlhf` reads, x-rlhf how it reads a shared "
+                       f"key) plus the toolkit's own keys.",
         "x-swift-version": version,
         "type": "object",
         "additionalProperties": False,

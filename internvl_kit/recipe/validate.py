@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from .errors import Problem
 from .loader import Resolved
-from .schema import known_keys, schema
+from .schema import command_of, known_keys, rlhf_only, schema
 
 # Which templates belong to which swift model_type (facts: ms-swift 4.6 registry).
 TEMPLATES_BY_MODEL_TYPE = {
@@ -52,7 +52,7 @@ def _bounds(sch: dict[str, Any]) -> str:
 
 def _schema_problems(res: Resolved) -> list[Problem]:
     problems = []
-    validator = Draft202012Validator(schema())
+    validator = Draft202012Validator(schema(command_of(res.data)))
     for err in sorted(validator.iter_errors(res.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(str(p) for p in err.absolute_path)
         src, line = res.where(path)
@@ -182,11 +182,16 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
                 add(f"internvl.{knob}", f"not supported with template internvl_hf ({why}); "
                                         f"remove it, or use the original checkpoint with an internvl_chat template")
     _value_problems(res, (), d, add)
+    command = command_of(d)
+    props = schema(command)["properties"]
     for key in d:
-        if (schema()["properties"].get(key) or {}).get("x-swift-cli") is False:
-            add(key, f"swift sft cannot take {key} on its command line (its parser cannot build "
-                     f"{schema()['properties'][key].get('x-swift-type')} from text), so no recipe can set it")
-        if (schema()["properties"].get(key) or {}).get("x-secret"):
+        if (props.get(key) or {}).get("x-swift-cli") is False:
+            add(key, f"swift {command} cannot take {key} on its command line (its parser cannot build "
+                     f"{props[key].get('x-swift-type')} from text), so no recipe can set it")
+        if command == "sft" and rlhf_only(key):
+            add(key, f"only `swift rlhf` (preference tuning) reads {key}: set rlhf_type (dpo; InternVL's MPO is "
+                     f"dpo with a loss mix, see recipes/*-mpo.yaml) to make this a preference recipe, or remove {key}")
+        if (props.get(key) or {}).get("x-secret"):
             add(key, "secrets never go in recipes (they are saved with every run and checkpoint): set "
                      "MODELSCOPE_API_TOKEN (or the tracker's own variable) in the environment")
     ds = d.get("deepspeed")

@@ -1,4 +1,4 @@
-"""`python train.py RECIPE [key=value ...]`: recipe -> preflight -> `swift sft`, with progress."""
+"""`python train.py RECIPE [key=value ...]`: recipe -> preflight -> `swift sft` (or `swift rlhf` for a preference recipe), with progress."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ from ..models import builtin
 from . import launch, preflight, run_dir as runs
 from ..recipe import Recipe, RecipeError, load_recipe
 from .supervise import say
-from .swift_cmd import KNOB_ENV, SwiftCommand, launch_env, sft_command
+from .swift_cmd import KNOB_ENV, SwiftCommand, launch_env, train_command
 from ..versions import stack_versions
 
 EPILOG = """examples:
@@ -69,7 +69,7 @@ def _gib(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="train.py", description="Fine-tune InternVL with a recipe through swift sft.",
+    ap = argparse.ArgumentParser(prog="train.py", description="Fine-tune InternVL with a recipe through swift sft (swift rlhf for a preference recipe).",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", nargs="?", help="recipe YAML (see recipes/ or --list)")
     ap.add_argument("overrides", nargs="*", metavar="key=value",
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "without loading the data for the plan (a warning names what was not checked)")
     ap.add_argument("-v", "--verbose", action="store_true", help="stream swift's own output")
     ap.add_argument("--keys", nargs="?", const="", metavar="PATTERN",
-                    help="list the recipe keys (all of swift sft's, and the toolkit's) matching PATTERN, with help")
+                    help="list the recipe keys (all of swift sft's and swift rlhf's, and the toolkit's) matching PATTERN, with help")
     scale = ap.add_argument_group("memory and scale")
     scale.add_argument("--list", action="store_true", help="print the recipe catalogue (model, GPUs, memory)")
     scale.add_argument("--markdown", action="store_true", help="with --list: as the README's markdown table")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _swift_style(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
     """`--lora_rank 16` (swift's habit) -> `lora_rank=16`; `--dataset a b` -> `dataset=[a,b]`."""
-    from ..recipe.schema import subschema
+    from ..recipe.schema import subschema, takes_list
     own = {opt for action in parser._actions for opt in action.option_strings}
     out, notes, i = [], [], 0
     while i < len(argv):
@@ -125,7 +125,7 @@ def _swift_style(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list
         else:
             values, i = [], i + 1
             while i < len(argv) and not argv[i].startswith("--") and "=" not in argv[i] and \
-                    not argv[i].startswith("~") and (not values or subschema((key,)).get("type") == "array"):
+                    not argv[i].startswith("~") and (not values or takes_list(key)):
                 values.append(argv[i])
                 i += 1
         if not values:
@@ -367,7 +367,7 @@ def _main(argv: list[str]) -> int:
         print(f"error: MASTER_PORT={env_port} in the environment must be a TCP port (1-65535)", file=sys.stderr)
         return 2
     launch_vars = launch_env(data, node_rank, master_addr, args.master_port or env_port)
-    cmd = sft_command(recipe, data, run_dir, resume_from, launch_vars)
+    cmd = train_command(recipe, data, run_dir, resume_from, launch_vars)
     if int(data.get("nnodes", 1)) > 1 and node_rank is None:
         return _print_node_commands(args, int(data["nnodes"]), cmd)
 
@@ -454,7 +454,7 @@ def _print_keys(pattern: str) -> int:
             continue
         kind = sub.get("type") or ("one of " + ", ".join(map(str, sub["enum"])) if "enum" in sub else "any")
         default = f" (default {sub['default']!r})" if "default" in sub else ""
-        where = "toolkit" if sub.get("x-swift") is False else "swift"
+        where = "toolkit" if sub.get("x-swift") is False else "swift rlhf only" if sub.get("x-command") else "swift"
         print(f"{key}  [{kind if isinstance(kind, str) else '/'.join(kind)}; {where}]{default}")
         if sub.get("description"):
             print(f"    {sub['description']}")

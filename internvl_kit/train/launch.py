@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .supervise import ABORT_AT_EXIT, aborted_at_exit, say, stop_group, stop_signals, supervised, write_bytes
+from .supervise import ABORT_AT_EXIT, aborted_at_exit, log_tail, say, stop_group, stop_signals, supervised, write_bytes
 from .swift_cmd import LAUNCH_VARS, SwiftCommand
 
 POLL_S = 0.5
@@ -24,8 +24,20 @@ KILLED_CODES = (137, 247, -9)
 KILLED_MARKS = ("exitcode  : -9", "Signals.SIGKILL", "Signal 9 (SIGKILL)")
 
 
+# The preference signals swift's DPO trainer logs (trl's names) -> how a progress line shows them
+PREFERENCE = (("rewards/margins", "margin", "{:.3f}"), ("rewards/accuracies", "reward_acc", "{:.2f}"),
+              ("logps/chosen", "logp chosen", "{:.2f}"), ("logps/rejected", "rejected", "{:.2f}"))
+
+
+def _preference(row: dict[str, Any], prefix: str = "") -> str:
+    parts = [f"  {label} {fmt.format(float(row[prefix + key]))}" for key, label, fmt in PREFERENCE
+             if isinstance(row.get(prefix + key), (int, float))]
+    return "".join(parts)
+
+
 def format_progress(row: dict[str, Any]) -> str | None:
-    """One line per swift log row: training steps, evaluations and the final summary."""
+    """One line per swift log row: training steps (with the reward margin and accuracy of a preference run),
+    evaluations and the final summary."""
     step = row.get("global_step/max_steps", "")
     eta = f"  elapsed {row.get('elapsed_time', '?')}  eta {row.get('remaining_time', '?')}"
     if "loss" in row:
@@ -33,9 +45,9 @@ def format_progress(row: dict[str, Any]) -> str | None:
         pct = f" ({100 * int(done) // max(int(total), 1)}%)" if done.isdigit() and total.isdigit() else ""
         lr = row.get("learning_rate")
         return (f"[train] step {step}{pct}  loss {float(row['loss']):.4f}"
-                f"{f'  lr {float(lr):.2e}' if lr is not None else ''}{eta}")
+                f"{f'  lr {float(lr):.2e}' if lr is not None else ''}{_preference(row)}{eta}")
     if "eval_loss" in row:
-        return f"[eval]  step {step}  eval_loss {float(row['eval_loss']):.4f}{eta}"
+        return f"[eval]  step {step}  eval_loss {float(row['eval_loss']):.4f}{_preference(row, 'eval_')}{eta}"
     if "train_runtime" in row:
         return f"[done]  {step} steps in {float(row['train_runtime']):.1f}s  train_loss {row.get('train_loss')}"
     return None
@@ -150,7 +162,7 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
         return 130
     if nan_stop:
         return EXIT_NAN
-    if aborted_at_exit(code, tail) and any("train_runtime" in r for r in follower.rows):
+    if aborted_at_exit(code, log_tail(log_path)) and any("train_runtime" in r for r in follower.rows):
         print_fn(f"[note]  swift finished training (its final checkpoint and summary were written), then a process "
                  f"aborted while exiting (exit {code}: \"{ABORT_AT_EXIT}\", a race in Python 3.11's shutdown "
                  f"with threads still in torch code, pytorch#38228); the run is complete")

@@ -1,4 +1,4 @@
-"""Recipe -> the exact `swift sft` argv and environment. Pure data: no swift import, no shell."""
+"""Recipe -> the exact `swift sft` (or `swift rlhf`) argv and environment. Pure data: no swift import, no shell."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..recipe import Recipe, is_swift_key, schema
+from ..recipe import Recipe, command_of, is_swift_key, schema
 
 PLUGIN_PATH = Path(__file__).with_name("swift_plugin.py")
 # InternVL knob -> the environment variable swift's internvl templates read.
@@ -126,15 +126,17 @@ def knob_env(knobs: dict[str, int]) -> dict[str, str]:
     return {KNOB_ENV[k]: str(v) for k, v in sorted(knobs.items()) if k in KNOB_ENV}
 
 
-def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from: Path | None = None,
+def train_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from: Path | None = None,
                 launch: dict[str, str] | None = None) -> SwiftCommand:
-    """Build `swift sft` for a validated recipe; `data` is recipe.data with builtin refs resolved."""
+    """Build `swift sft` (or `swift rlhf`, for a recipe with rlhf_type) for a validated recipe; `data` is
+    recipe.data with builtin refs resolved."""
+    command = command_of(data)
     order = list(schema()["properties"])
     keys = [k for k in FIRST_KEYS if k in data]
     keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS
                     and k not in ("output_dir", "add_version", "external_plugins")), key=order.index)
     args: list[str] = []
-    props = schema()["properties"]
+    props = schema(command)["properties"]
     for k in keys:
         args += key_args(k, data[k], props.get(k, {}))
     # The toolkit names the run directory itself, so resume/infer/export can find it.
@@ -146,4 +148,4 @@ def sft_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_from
         args += ["--external_plugins", *plugins]
     if resume_from is not None:
         args += ["--resume_from_checkpoint", str(resume_from)]
-    return SwiftCommand("sft", args, {**knob_env(recipe.knobs), **(launch or {})})
+    return SwiftCommand(command, args, {**knob_env(recipe.knobs), **(launch or {})})

@@ -154,9 +154,9 @@ def test_list_survives_a_broken_recipe_and_a_closed_pipe(tmp_path, monkeypatch):
 
 def test_a_value_starting_with_a_dash_stays_one_argv_item():
     from internvl_kit.recipe import load_recipe
-    from internvl_kit.train.swift_cmd import sft_command
+    from internvl_kit.train.swift_cmd import train_command
     r = load_recipe(ROOT / DEMO, ["system=--neftune_noise_alpha 5"])
-    cmd = sft_command(r, r.data, Path("/tmp/run"))
+    cmd = train_command(r, r.data, Path("/tmp/run"))
     assert "--system=--neftune_noise_alpha 5" in cmd.args and "--neftune_noise_alpha" not in cmd.args
 
 

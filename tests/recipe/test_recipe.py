@@ -244,3 +244,27 @@ def test_an_unknown_model_needs_model_type_and_template(tmp_path):
     leaf = write(tmp_path, "r.yaml", "model: someone/some-vlm\ndataset: [train.jsonl]\n")
     msgs = problems_of(leaf)
     assert len(msgs) == 2 and all("required for 'someone/some-vlm'" in m for m in msgs)
+
+
+# ---------------------------------------------------------------- preference recipes (swift rlhf)
+
+def test_rlhf_type_makes_a_preference_recipe_read_as_swift_rlhf_reads_it(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "rlhf_type: dpo\nloss_type: [sigmoid, bco_pair, sft]\n"
+                                            "loss_weights: [0.8, 0.2, 1.0]\n")
+    r = load_recipe(leaf, ["beta=0.2", "loss_type=[sigmoid,sft]", "loss_weights=[1,1]"])
+    assert r.command == "rlhf" and r.data["loss_type"] == ["sigmoid", "sft"] and r.data["beta"] == 0.2
+    assert load_recipe(write(tmp_path, "s.yaml", BASE + "loss_type: cross_entropy\n")).command == "sft"
+    # an override can make a recipe a preference one: its loss_type list is then read as rlhf reads it
+    assert load_recipe(leaf.with_name("s.yaml"), ["rlhf_type=dpo", "loss_type=[sigmoid]"]).data["loss_type"] == ["sigmoid"]
+
+
+def test_a_preference_key_in_an_sft_recipe_names_the_command_that_reads_it(tmp_path):
+    leaf = write(tmp_path, "r.yaml", BASE + "beta: 0.1\n")
+    (msg,) = problems_of(leaf)
+    assert f"{leaf}:8: beta: only `swift rlhf` (preference tuning) reads beta: set rlhf_type" in msg
+    (msg,) = problems_of(write(tmp_path, "s.yaml", BASE), ["ref_adapters=[ckpt]"])
+    assert "command line: ref_adapters: only `swift rlhf`" in msg
+    # a list for loss_type is how rlhf reads it, not sft
+    assert any("loss_type" in p and "expected" in p
+               for p in problems_of(write(tmp_path, "t.yaml", BASE + "loss_type: [sigmoid]\n")))
+    assert any("beta: must be >= 0" in p for p in problems_of(write(tmp_path, "u.yaml", BASE + "rlhf_type: dpo\nbeta: -1\n")))

@@ -12,32 +12,49 @@ import pytest
 from conftest import ROOT
 from internvl_kit.models import builtin
 from internvl_kit.recipe import is_swift_key, load_recipe, schema
-from internvl_kit.train.swift_cmd import PLUGIN_PATH, sft_command
+from internvl_kit.train.swift_cmd import PLUGIN_PATH, train_command
 
 RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "base" not in p.parts)
 
 
 @pytest.fixture(scope="module")
-def sft_parser():
-    from swift import SftArguments
+def parsers():
+    """swift's own parser of each command: `swift sft` reads SftArguments, `swift rlhf` RLHFArguments."""
+    from swift import RLHFArguments, SftArguments
     from transformers import HfArgumentParser
-    return HfArgumentParser([SftArguments]), {f.name for f in dataclasses.fields(SftArguments)}
+    return {name: (HfArgumentParser([cls]), {f.name for f in dataclasses.fields(cls)})
+            for name, cls in (("sft", SftArguments), ("rlhf", RLHFArguments))}
 
 
-def test_every_swift_key_of_the_schema_is_a_swift_argument(sft_parser):
-    _, fields = sft_parser
-    keys = [k for k in schema()["properties"] if is_swift_key(k)]
-    assert keys and [k for k in keys if k not in fields] == []
+@pytest.fixture(scope="module")
+def sft_parser(parsers):
+    return parsers["sft"]
+
+
+def test_every_swift_key_of_the_schema_is_an_argument_of_its_command(parsers):
+    """The keys marked x-command: rlhf are exactly those `swift sft` lacks and `swift rlhf` has."""
+    props = schema()["properties"]
+    keys = [k for k in props if is_swift_key(k)]
+    rlhf_only = [k for k in keys if props[k].get("x-command") == "rlhf"]
+    assert keys and [k for k in keys if k not in parsers["rlhf"][1]] == []
+    assert [k for k in keys if k not in parsers["sft"][1]] == rlhf_only
+    assert {"rlhf_type", "beta", "loss_weights", "ref_adapters", "rpo_alpha"} <= set(rlhf_only)
+    assert "items" in schema("rlhf")["properties"]["loss_type"] and "items" not in props["loss_type"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
-def test_recipe_argv_is_accepted_by_swifts_parser(recipe, sft_parser, tmp_path):
-    parser, _ = sft_parser
+def test_recipe_argv_is_accepted_by_swifts_parser(recipe, parsers, tmp_path):
+    """Each recipe's argv, parsed by the parser of the command it runs (a preference recipe: swift rlhf)."""
     r = load_recipe(recipe)
+    parser, _ = parsers[r.command]
     data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
-    cmd = sft_command(r, data, tmp_path / "run", resume_from=tmp_path / "run" / "checkpoint-1")
-    _, remaining = parser.parse_known_args(cmd.args)
+    cmd = train_command(r, data, tmp_path / "run", resume_from=tmp_path / "run" / "checkpoint-1")
+    assert cmd.subcommand == r.command
+    parsed, remaining = parser.parse_known_args(cmd.args)
     assert remaining == []
+    for key in ("rlhf_type", "loss_type", "loss_weights", "beta", "rpo_alpha"):
+        if key in r.data:
+            assert getattr(parsed, key) == r.data[key], key
 
 
 def test_hf_plugin_applies_max_num_to_swifts_own_template(tiny_model):
@@ -76,7 +93,7 @@ def test_integral_floats_and_negative_exponents_reach_swifts_parser_as_written(s
     r = load_recipe(ROOT / "recipes/tiny-demo.yaml", ["lora_rank=8.0", "lora_alpha=1e3", "adam_epsilon=-1e-8",
                                                       "seed=-3", "model_kwargs={1: 2, a: {true: 3}}"])
     data, _ = builtin.resolve_recipe_refs(r.data, materialize=False)
-    cmd = sft_command(r, data, tmp_path / "run")
+    cmd = train_command(r, data, tmp_path / "run")
     assert "--lora_rank" in cmd.args and cmd.args[cmd.args.index("--lora_rank") + 1] == "8"
     assert "--adam_epsilon=-1e-08" in cmd.args
     assert cmd.args[cmd.args.index("--model_kwargs") + 1] == '{"1": 2, "a": {"true": 3}}'
@@ -129,16 +146,20 @@ def _plain(parsed):
 SKIP = {"output_dir", "add_version", "external_plugins", "model", "model_type", "template"}
 
 
-def test_every_schema_type_round_trips_through_swifts_parser(sft_parser):
+@pytest.mark.parametrize("command", ["sft", "rlhf"])
+def test_every_schema_type_round_trips_through_swifts_parser(command, parsers):
     """Generated over the whole schema, not a hand-picked list: each value a recipe may give a swift key
-    reaches swift's own HfArgumentParser as that value (an empty list as swift's default, report_to as none)."""
+    reaches swift's own HfArgumentParser as that value (an empty list as swift's default, report_to as none),
+    for `swift sft` and for `swift rlhf`, each with the schema as that command reads it."""
     from internvl_kit.train.swift_cmd import key_args
-    parser, _ = sft_parser
+    parser, _ = parsers[command]
     defaults = vars(parser.parse_args([]))
-    props = schema()["properties"]
+    props = schema(command)["properties"]
     wrong, checked = [], 0
     for key, prop in props.items():
         if not is_swift_key(key) or key in SKIP or prop.get("x-swift-cli") is False or prop.get("x-secret"):
+            continue
+        if command == "sft" and prop.get("x-command") == "rlhf":
             continue
         for value in _samples(prop):
             argv = key_args(key, value, prop)
@@ -154,3 +175,24 @@ def test_every_schema_type_round_trips_through_swifts_parser(sft_parser):
             if rest or not ok:
                 wrong.append(f"{key}={value!r}: argv {argv} read back as {got!r} (rest {rest}), wanted {want!r}")
     assert checked > 600 and wrong == [], "\n".join(wrong[:40]) + f"\n({len(wrong)} in all)"
+
+
+@pytest.mark.parametrize("kind", ["mpo", "dpo"])
+def test_the_printed_preference_command_is_read_by_swifts_rlhf_parser(kind, parsers):
+    """`train.py recipes/internvl3_5-8b-mpo.yaml --dry-run` prints `swift rlhf ...`: swift's own RLHF parser
+    reads it back to the recipe's loss mix, and no key is left over."""
+    import shlex
+    from conftest import run_cli
+    out = run_cli("train.py", f"recipes/internvl3_5-8b-{kind}.yaml", "--dry-run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [x for x in out.stdout.splitlines() if " swift rlhf " in f" {x} "]
+    argv = shlex.split(line)
+    args = argv[argv.index("rlhf") + 1:]
+    parsed, rest = parsers["rlhf"][0].parse_known_args(args)
+    assert rest == [] and parsed.rlhf_type == "dpo" and parsed.beta == 0.1
+    if kind == "mpo":
+        assert parsed.loss_type == ["sigmoid", "bco_pair", "sft"] and parsed.loss_weights == [0.8, 0.2, 1.0]
+    else:
+        assert parsed.loss_type is None and parsed.rpo_alpha is None
+    with pytest.raises(SystemExit):                  # and `swift sft` would refuse it
+        parsers["sft"][0].parse_args(args)

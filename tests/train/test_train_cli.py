@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, VARIANTS, run_cli
 from internvl_kit.recipe import load_recipe
-from internvl_kit.train.swift_cmd import PLUGIN_PATH, format_value, sft_command
+from internvl_kit.train.swift_cmd import PLUGIN_PATH, format_value, train_command
 
 DEMO = "recipes/tiny-demo.yaml"
 
@@ -65,7 +65,7 @@ def test_missing_dataset_fails_preflight_unless_skipped(tmp_path):
 
 def test_argv_is_a_list_and_maps_keys_one_to_one(tmp_path):
     r = load_recipe(ROOT / DEMO, ["system=hello; rm -rf /", "target_modules=[q_proj,v_proj]"])
-    cmd = sft_command(r, {**r.data, "model": "/m", "dataset": ["/d.jsonl"], "val_dataset": ["/v.jsonl"]},
+    cmd = train_command(r, {**r.data, "model": "/m", "dataset": ["/d.jsonl"], "val_dataset": ["/v.jsonl"]},
                       tmp_path / "run")
     args = cmd.args
     assert args[:6] == ["--model", "/m", "--model_type", "internvl_chat", "--template", "internvl3_5"]
@@ -82,7 +82,7 @@ def test_argv_is_a_list_and_maps_keys_one_to_one(tmp_path):
 
 def test_hf_route_gets_the_max_num_plugin(tmp_path):
     r = load_recipe(ROOT / DEMO, ["model=builtin:tiny-internvl-hf", "~internvl.input_size"])
-    cmd = sft_command(r, r.data, tmp_path / "run")
+    cmd = train_command(r, r.data, tmp_path / "run")
     assert cmd.args[2:6] == ["--model_type", "internvl", "--template", "internvl_hf"]
     assert cmd.args[cmd.args.index("--external_plugins") + 1] == str(PLUGIN_PATH)
     assert cmd.env == {"MAX_NUM": "6"}
@@ -101,7 +101,7 @@ def test_a_chat_checkpoint_with_other_tiles_than_swift_would_cut_is_refused(tmp_
 def test_chat_templates_get_knobs_as_env_and_no_plugin(tmp_path):
     r = load_recipe(ROOT / DEMO, ["model_type=internvl_chat", "template=internvl3_5", "internvl.video_segments=4",
                                   "internvl.input_size=448", "model=OpenGVLab/InternVL3_5-8B"])
-    cmd = sft_command(r, r.data, tmp_path)
+    cmd = train_command(r, r.data, tmp_path)
     assert cmd.env == {"MAX_NUM": "6", "VIDEO_SEGMENTS": "4", "INPUT_SIZE": "448"}
     assert "--external_plugins" not in cmd.args
 

@@ -492,6 +492,22 @@ def _print_node_commands(args: argparse.Namespace, nnodes: int, cmd: SwiftComman
     return 0
 
 
+def _lineage(data: dict) -> dict | None:
+    """The checkpoints a chained run starts from (adapters) and is measured against (ref_adapters, a
+    preference run's reference), each with the toolkit run that wrote it when there is one."""
+    out = {}
+    for key in ("adapters", "ref_adapters"):
+        links = []
+        for path in data.get(key) or []:
+            ckpt = Path(path).resolve()
+            parent = runs.read_record(ckpt.parent) if ckpt.parent.is_dir() else None
+            links.append({"checkpoint": str(ckpt), "run_dir": str(ckpt.parent) if parent else None,
+                          "recipe_name": (parent or {}).get("recipe_name")})
+        if links:
+            out[key] = links
+    return out or None
+
+
 def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftCommand,
             resume_from: Path | None, previous: dict | None, plan=None) -> None:
     """A new run writes its record; a resume only appends to the record's history."""
@@ -512,8 +528,10 @@ def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftC
         "template": recipe.data["template"],
         "internvl": recipe.knobs,
         "env": cmd.env,
+        "swift_command": cmd.subcommand,
         "swift_args": cmd.args,
         "command": cmd.shell(exact=True),
+        "chained_from": _lineage(recipe.data),
         "versions": stack_versions(),
         "data_plan": plan.as_dict() if plan is not None else None,
         "created": now,

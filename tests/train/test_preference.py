@@ -49,3 +49,51 @@ def test_dpo_and_mpo_train_through_train_py_and_the_reward_accuracy_rises(kind, 
     # what swift ran with: the mix, or DPO's own sigmoid loss (swift's default, filled in as the run starts)
     assert args["rlhf_type"] == "dpo" and args["loss_type"] == (["sigmoid", "bco_pair", "sft"] if kind == "mpo"
                                                                 else "sigmoid")
+
+
+def test_an_sft_run_chains_into_mpo_that_resumes_against_the_same_reference(overfit_run, tmp_path):
+    """SFT -> MPO with one key pair (the SFT checkpoint as adapters and ref_adapters, as swift documents), stopped
+    by Ctrl-C and resumed by the printed command: the resume keeps the SFT checkpoint as its reference, and the
+    record links the two runs."""
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    from internvl_kit.train import run_dir as runs
+    sft = overfit_run["checkpoint"]
+    pairs = _pairs(overfit_run["data"], tmp_path / "pairs.jsonl")
+    proc = subprocess.Popen([sys.executable, "train.py", DEMO, *overfit_run["variant"].overrides, "rlhf_type=dpo", *MPO,
+                             f"adapters=[{sft}]", f"ref_adapters=[{sft}]", f"dataset=[{pairs}]", "~val_dataset",
+                             "internvl.max_num=2", "max_length=256", "max_steps=200", "save_steps=5",
+                             "save_total_limit=2", "logging_steps=5", "eval_steps=1000",
+                             f"output_dir={tmp_path / 'out'}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = None
+    while proc.poll() is None and first is None:          # the event: the first checkpoint, then Ctrl-C
+        found = [p for p in (tmp_path / "out").glob("*") if p.is_dir()]
+        first = runs.last_checkpoint(found[0]) if found else None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    run = first.parent
+    printed = next(line for line in out.splitlines() if "resume with: " in line).split("resume with: ")[1]
+    res = subprocess.run(shlex.split(printed.replace("python ", f"{sys.executable} ", 1)), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert runs.last_checkpoint(run).name == "checkpoint-200"
+
+    record = json.loads((run / "run.json").read_text())
+    assert record["swift_command"] == "rlhf"
+    for key in ("adapters", "ref_adapters"):
+        (link,) = record["chained_from"][key]
+        assert link == {"checkpoint": str(sft.resolve()), "run_dir": str(overfit_run["run"].resolve()),
+                        "recipe_name": "tiny-demo"}
+    (resumed,) = record["resumed"]
+    argv = shlex.split(resumed["command"].split("swift rlhf ", 1)[1])
+    assert argv[argv.index("--ref_adapters") + 1] == str(sft) and "--resume_from_checkpoint" in argv
+    rows = [json.loads(x) for x in (run / "logging.jsonl").read_text().splitlines()]
+    margins = [r["rewards/margins"] for r in rows if "rewards/margins" in r]
+    assert abs(margins[0]) < 1e-3 and margins[-1] > 1.0      # starts as its SFT reference, ends preferring

@@ -41,10 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write one JSON line per row: file, line, verdict, error/warning codes, image sizes, "
                         "tokens (text / template / image / total) and tiles per image")
 
-    c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL")
+    c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL, and "
+                                       "preference pairs (pairs: question/chosen/rejected rows, RLAIF-V's too; mmpr: "
+                                       "InternVL's MMPR meta JSON) to swift's rejected_response rows")
     c.add_argument("input", type=Path)
     c.add_argument("--from", dest="fmt", required=True,
-                   choices=["llava", "sharegpt", "internvl", "alpaca", "csv", "tsv", "hf"])
+                   choices=["llava", "sharegpt", "internvl", "alpaca", "csv", "tsv", "hf", "pairs", "mmpr"])
     c.add_argument("-o", "--output", type=Path, required=True)
     c.add_argument("--image-root", type=Path, help="directory relative image paths are under "
                                                    "(default: the input file's directory)")
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--question-column", help="csv/tsv/hf: column with each row's question")
     c.add_argument("--prompt", help="csv/tsv/hf: one question for every row (instead of --question-column)")
     c.add_argument("--meta-relative", action="store_true",
-                   help="internvl: resolve a meta file's relative root/annotation against its own folder "
+                   help="internvl/mmpr: resolve a meta file's relative root/annotation against its own folder "
                         "(InternVL's convention, the default, is the current directory)")
     c.add_argument("--images-dir", type=Path, help="hf: where embedded images are written "
                                                    "(default: OUTPUT_images/)")

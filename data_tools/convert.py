@@ -120,6 +120,27 @@ def from_alpaca(row: dict[str, Any], paths: Paths) -> dict[str, Any]:
     return _finish(messages, _media(row, "images", paths))
 
 
+PAIR_QUESTIONS = ("question", "prompt", "query", "instruction")
+PAIR_FIELDS = {*PAIR_QUESTIONS, "chosen", "rejected", "system", "image", "images"}
+
+
+def from_pairs(row: dict[str, Any], paths: Paths, root: Path | None = None) -> dict[str, Any]:
+    """A preference pair {question, chosen, rejected, image(s)} (MMPR's annotation rows, RLAIF-V's, and the
+    plain chosen/rejected form) as swift's preference row: messages ending on the chosen answer, the other
+    as rejected_response."""
+    key = next((k for k in PAIR_QUESTIONS if k in row), None)
+    if key is None or "chosen" not in row or "rejected" not in row:
+        raise Skip(f"needs a question ({'/'.join(PAIR_QUESTIONS)}), 'chosen' and 'rejected'")
+    chosen, rejected = _text(row["chosen"]), _text(row["rejected"])
+    if chosen.strip() == rejected.strip():
+        raise Skip("chosen and rejected are the same answer (swift's loader deletes such a row)")
+    if not rejected.strip():
+        raise Skip("a turn has empty text")
+    messages = ([{"role": "system", "content": str(row["system"])}] if row.get("system") else [])
+    messages += [{"role": "user", "content": _text(row[key])}, {"role": "assistant", "content": chosen}]
+    return {**_finish(messages, _media(row, "images", paths, root)), "rejected_response": rejected}
+
+
 def _finish(messages: list[dict[str, str]], images: list[str], videos: list[str] = ()) -> dict[str, Any]:
     if not any(m["role"] == "user" for m in messages) or messages[-1]["role"] != "assistant":
         raise Skip("needs a user turn and must end with the assistant's answer")
@@ -277,11 +298,13 @@ def _records(args: argparse.Namespace, paths: Paths, notes: list[str]
              ) -> Iterator[tuple[str, int, Any, set[str]]]:
     """(where, line, converted row or Skip, the input fields that did not reach the output)."""
     src: Path = args.input
-    if args.fmt in ("llava", "sharegpt", "alpaca"):
-        fn, fields = (from_alpaca, ALPACA_FIELDS) if args.fmt == "alpaca" else (from_conversations, CONVERSATION_FIELDS)
+    if args.fmt in ("llava", "sharegpt", "alpaca", "pairs"):
+        fn, fields = {"alpaca": (from_alpaca, ALPACA_FIELDS), "pairs": (from_pairs, PAIR_FIELDS)}.get(
+            args.fmt, (from_conversations, CONVERSATION_FIELDS))
         for n, rec in _json_records(src):
             yield str(src), n, rec if isinstance(rec, Skip) else _guard(fn, rec, paths), _dropped(rec, fields)
-    elif args.fmt == "internvl":
+    elif args.fmt in ("internvl", "mmpr"):           # MMPR: InternVL's meta JSON over preference pairs
+        fn, fields = (from_pairs, PAIR_FIELDS) if args.fmt == "mmpr" else (from_conversations, CONVERSATION_FIELDS)
         for ann, root, entry in _internvl_sources(src, args.image_root, args.meta_relative):
             if not ann.is_file():
                 hint = "" if args.meta_relative or not entry else (
@@ -291,9 +314,9 @@ def _records(args: argparse.Namespace, paths: Paths, notes: list[str]
                 continue
             repeat = _repeats(entry, f"{src}: {ann.name}", notes)
             for n, rec in _json_records(ann):
-                row = rec if isinstance(rec, Skip) else _guard(from_conversations, rec, paths, root)
+                row = rec if isinstance(rec, Skip) else _guard(fn, rec, paths, root)
                 for _ in range(repeat if not isinstance(row, Skip) else 1):
-                    yield str(ann), n, row, _dropped(rec, CONVERSATION_FIELDS)
+                    yield str(ann), n, row, _dropped(rec, fields)
     elif args.fmt in ("csv", "tsv"):
         with open(src, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter="," if args.fmt == "csv" else "\t")

@@ -1,10 +1,11 @@
-"""Per-row numbers: tokens (text / template / image), tiles per image and the verdict, one record per
-row. `validate --report FILE` writes them as JSON lines; `stats` aggregates the same records."""
+"""Per-row numbers: tokens (text / template / image; a preference row's rejected side too), tiles per image
+and the verdict, one record per row. `validate --report FILE` writes them as JSON lines; `stats` aggregates the same records."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from . import preference
 from .tokens import Counter
 from .validate import ERRORS, Sample
 
@@ -23,4 +24,7 @@ def record(path: Path, line: int, codes: list[str], sample: Sample | None, count
             b = counter.count(sample.row["messages"], sample.image_sizes, max_num)
             out.update(tokens={"text": b.text, "template": b.template, "image": b.image, "total": b.total},
                        tiles=b.tiles)
+            rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
+            if rejected is not None:        # a preference row: swift encodes the rejected side on its own
+                out["rejected_tokens"] = counter.total(rejected, sample.rejected_sizes, max_num)
     return out

@@ -1,4 +1,5 @@
-"""Deterministic train/val split in which rows sharing an image never land on both sides."""
+"""Deterministic train/val split in which rows sharing an image (a preference pair's rejected_images
+included) never land on both sides."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,11 @@ def _images(raw: bytes) -> list[str]:
         row = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return []
-    imgs = row.get("images") if isinstance(row, dict) else None
-    return [imgs] if isinstance(imgs, str) else [i for i in (imgs or []) if isinstance(i, str)]
+    out: list[str] = []
+    for key in ("images", "rejected_images"):       # a preference pair's rejected side links rows too
+        imgs = row.get(key) if isinstance(row, dict) else None
+        out += [imgs] if isinstance(imgs, str) else [i for i in (imgs or []) if isinstance(i, str)]
+    return out
 
 
 def groups(lines: list[bytes]) -> list[list[int]]:

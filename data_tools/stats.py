@@ -23,17 +23,24 @@ def run(args: argparse.Namespace) -> int:
     # `validate --report`
     v = Validator(replace(setup.options, counter=None))
     turns, per_sample, tiles = Counter(), Counter(), Counter()
-    text, image, total = [], [], []
+    text, image, total, rejected = [], [], [], []
+    longest: list[int] = []            # per row, its longer side: what max_length must hold
+    pairs = 0
     report = Report()
 
-    def measure(rec: dict, answers: int) -> None:
+    def measure(rec: dict, answers: int, pair: bool) -> None:
+        nonlocal pairs
         turns[answers] += 1
         per_sample[rec["images"]] += 1
+        pairs += pair
         if "tokens" in rec:
             tiles.update(rec["tiles"])
             text.append(rec["tokens"]["text"] + rec["tokens"]["template"])
             image.append(rec["tokens"]["image"])
             total.append(rec["tokens"]["total"])
+            if "rejected_tokens" in rec:
+                rejected.append(rec["rejected_tokens"])
+            longest.append(max(rec["tokens"]["total"], rec.get("rejected_tokens", 0)))
 
     for f in args.files:
         # a file's rows count once its verdict is known: none when swift's loader fails on the file, and
@@ -46,36 +53,40 @@ def run(args: argparse.Namespace) -> int:
             seen[n] = where[1] + 1
             if sample is not None:
                 kept.append((where, record(_f, n, codes, sample, setup.options.counter, setup.options.max_num),
-                             sum(m["role"] == "assistant" for m in sample.row["messages"])))
+                             sum(m["role"] == "assistant" for m in sample.row["messages"]),
+                             sample.rejected_sizes is not None))
 
         verdict = v.validate_file(f, report, lambda issue: None, on_row=keep)
-        for where, rec, answers in kept if verdict.loads else ():
+        for where, rec, answers, pair in kept if verdict.loads else ():
             if where not in verdict.dropped:
-                measure(rec, answers)
-    for xs in (text, image, total):
+                measure(rec, answers, pair)
+    for xs in (text, image, total, rejected):
         xs.sort()
     limit = setup.options.max_length
-    over = sum(t > limit for t in total) if limit else None
+    over = sum(t > limit for t in longest) if limit else None
     stats = {
         "samples": report.samples, "usable": len(total), "skipped_with_errors": report.samples - len(total),
+        "preference_pairs": pairs,
         "turns": dict(sorted(turns.items())), "images_per_sample": dict(sorted(per_sample.items())),
         "tiles_per_image": dict(sorted(tiles.items())),
         "tokens": {name: {f"p{int(q * 100)}": _pct(xs, q) for q in (0.5, 0.9, 0.99)} | {"max": xs[-1] if xs else 0}
-                   for name, xs in (("text_and_template", text), ("image", image), ("total", total))},
+                   for name, xs in (("text_and_template", text), ("image", image), ("total", total))
+                   + ((("rejected_total", rejected),) if rejected else ())},
         "max_length": limit, "over_max_length": over, "counting": setup.note,
     }
     if args.json:
         print(json.dumps(stats))
     else:
-        print(f"samples {stats['samples']} (usable {stats['usable']}, with errors {stats['skipped_with_errors']})")
+        print(f"samples {stats['samples']} (usable {stats['usable']}, with errors {stats['skipped_with_errors']})"
+              + (f"; {pairs} preference pair(s)" if pairs else ""))
         print(f"assistant turns per sample: {stats['turns']}")
         print(f"images per sample: {stats['images_per_sample']}")
         print(f"tiles per image: {stats['tiles_per_image']}")
         for name, p in stats["tokens"].items():
-            label = {"text_and_template": "text+template"}.get(name, name)
+            label = {"text_and_template": "text+template", "rejected_total": "rejected"}.get(name, name)
             print(f"{label:13} tokens  p50 {p['p50']:7}  p90 {p['p90']:7}  p99 {p['p99']:7}  max {p['max']:7}")
         if limit:
-            print(f"over max_length {limit}: {over} sample(s)")
+            print(f"over max_length {limit}: {over} sample(s)" + (" (either side of a pair)" if pairs else ""))
         print(setup.note)
     if args.plot:
         plot(total, limit, args.plot)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 from . import arrow_json
 from . import images as img
+from . import preference
 from .schema import ROLES, explain, fast_check
 from .swift_rows import RowError, media_keys, normalize, template_forms
 from .tokens import Counter
@@ -44,6 +45,7 @@ CODES = {
     "tools": "a row with tools, which swift's InternVL templates cannot encode without an agent template",
     "relative-path": "relative image path that only resolves against the dataset file",
     "file": "input file cannot be read",
+    "rejected": "a preference row's rejected side swift refuses (null, equal to the chosen answer, a user turn)",
     # warnings
     "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "missing-tags": "fewer tags than media (swift prepends them)",
@@ -55,7 +57,7 @@ CODES = {
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
-          "too-long", "tools", "file", "mixed-formats"}
+          "too-long", "tools", "file", "mixed-formats", "rejected"}
 _PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
 MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
@@ -108,6 +110,7 @@ class Sample:
     """A row that passed the structural checks, with its images resolved and measured."""
     row: dict[str, Any]
     image_sizes: list[tuple[int, int]]
+    rejected_sizes: list[tuple[int, int]] | None = None    # a preference row's rejected side (preference.py)
 
 
 _ROLES = frozenset(ROLES)
@@ -277,61 +280,84 @@ class Validator:
                                      f"{len(files) - tags} tag(s) to the first user message")
         sizes, ok = [], True
         for kind, files in medias.items():
-            for ref in files:
-                bare = ref.strip()
-                if bare.startswith(("http://", "https://")):
-                    emit("remote-media", f"{kind} {ref!r} is a URL: not checked offline, fetched by swift "
-                                         f"at every epoch")
-                    ok = False
+            found, checked = self.check_media(kind, files, dataset_dir, emit)
+            sizes += found
+            ok = ok and checked
+        rejected_sizes = None
+        if preference.is_preference(row):
+            rejected_sizes, checked = self._check_rejected(row, sizes, dataset_dir, emit)
+            ok = ok and checked
+        return Sample(row, sizes, rejected_sizes) if ok and not errors else None
+
+    def _check_rejected(self, row: dict[str, Any], sizes: list[tuple[int, int]], dataset_dir: Path,
+                        emit: Callable[[str, str], None]) -> tuple[list[tuple[int, int]], bool]:
+        """A preference row's rejected side: what swift refuses there, and its images (rejected_images, or the
+        chosen side's)."""
+        for code, message in preference.problems(row):
+            emit(code, message)
+        files = _as_list(row.get("rejected_images"))
+        return self.check_media("image", files, dataset_dir, emit) if files else (sizes, True)
+
+    def check_media(self, kind: str, files: list[str], dataset_dir: Path,
+                    emit: Callable[[str, str], None]) -> tuple[list[tuple[int, int]], bool]:
+        """Each media reference as swift's loader reads it: the image sizes found, and False when one is a URL
+        that is not checked offline."""
+        sizes, ok = [], True
+        for ref in files:
+            bare = ref.strip()
+            if bare.startswith(("http://", "https://")):
+                emit("remote-media", f"{kind} {ref!r} is a URL: not checked offline, fetched by swift "
+                                     f"at every epoch")
+                ok = False
+                continue
+            if bare.startswith("http"):
+                emit("image-missing", f"{kind} {ref!r} starts with 'http', so swift fetches it as a URL "
+                                      f"and fails; fix: write it as ./{bare} or an absolute path")
+                continue
+            path, dataset_relative = self.resolve(ref, dataset_dir)
+            if path is None:
+                if bare.startswith("data:"):
+                    emit("image-bad", f"{kind} {_short(ref)}: a data: URI swift cannot decode; fix: "
+                                      f"data:image/png;base64,<base64 of the file>")
                     continue
-                if bare.startswith("http"):
-                    emit("image-missing", f"{kind} {ref!r} starts with 'http', so swift fetches it as a URL "
-                                          f"and fails; fix: write it as ./{bare} or an absolute path")
-                    continue
-                path, dataset_relative = self.resolve(ref, dataset_dir)
-                if path is None:
-                    if bare.startswith("data:"):
-                        emit("image-bad", f"{kind} {_short(ref)}: a data: URI swift cannot decode; fix: "
-                                          f"data:image/png;base64,<base64 of the file>")
-                        continue
-                    where = "" if os.path.isabs(bare) else (
-                        f" (relative paths are resolved against the current directory {os.getcwd()}"
-                        f"{', then ROOT_IMAGE_DIR / --image-root' if self.opts.image_root else ''}; fix: absolute "
-                        f"paths, ROOT_IMAGE_DIR or --image-root)")
-                    emit("image-missing", f"{kind} {_short(ref)} not found{where}")
-                    continue
-                if dataset_relative:
-                    emit("relative-path", f"{kind} {ref!r} exists only relative to the dataset file "
-                                          f"({path}); swift resolves against the current directory and "
-                                          f"will not find it; fix: absolute paths, or ROOT_IMAGE_DIR={dataset_dir}")
-                    continue
-                if kind == "video":
-                    continue
-                info = self.header(path)
-                wrapped = bare.startswith("data:") and "\n" in bare      # swift decodes its first line only
-                if wrapped and isinstance(info, str):
-                    emit("image-bad", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
-                                      f"decodes only its first line, and that is no image ({info}); fix: remove "
-                                      f"the line breaks")
-                    continue
-                if wrapped:
-                    emit("image-damaged", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
-                                          f"decodes only its first line ({len(path):,} bytes), a cut image unless "
-                                          f"that line holds it all (--deep decodes it); fix: remove the line breaks")
-                if isinstance(info, str):
-                    if isinstance(path, str):
-                        emit("image-bad", f"image {ref!r}: {info}")
-                    elif not bare.startswith("data:") and _PATHLIKE.search(bare):
-                        emit("image-missing", f"image {_short(ref)} not found (swift then reads the string as "
-                                              f"base64, which is no image either); fix: the right path")
-                    else:
-                        emit("image-bad", f"inline image {_short(ref)}: {info}")
-                    continue
-                if info.damage:
-                    emit("image-damaged", f"image {_short(ref)}: {info.damage}; swift fails on it when it decodes "
-                                          f"the pixels (--deep decodes every image to be sure)")
-                sizes.append((info.width, info.height))
-        return Sample(row, sizes) if ok and not errors else None
+                where = "" if os.path.isabs(bare) else (
+                    f" (relative paths are resolved against the current directory {os.getcwd()}"
+                    f"{', then ROOT_IMAGE_DIR / --image-root' if self.opts.image_root else ''}; fix: absolute "
+                    f"paths, ROOT_IMAGE_DIR or --image-root)")
+                emit("image-missing", f"{kind} {_short(ref)} not found{where}")
+                continue
+            if dataset_relative:
+                emit("relative-path", f"{kind} {ref!r} exists only relative to the dataset file "
+                                      f"({path}); swift resolves against the current directory and "
+                                      f"will not find it; fix: absolute paths, or ROOT_IMAGE_DIR={dataset_dir}")
+                continue
+            if kind == "video":
+                continue
+            info = self.header(path)
+            wrapped = bare.startswith("data:") and "\n" in bare      # swift decodes its first line only
+            if wrapped and isinstance(info, str):
+                emit("image-bad", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
+                                  f"decodes only its first line, and that is no image ({info}); fix: remove "
+                                  f"the line breaks")
+                continue
+            if wrapped:
+                emit("image-damaged", f"{kind} {_short(ref)}: a data: URI with line breaks in its base64; swift "
+                                      f"decodes only its first line ({len(path):,} bytes), a cut image unless "
+                                      f"that line holds it all (--deep decodes it); fix: remove the line breaks")
+            if isinstance(info, str):
+                if isinstance(path, str):
+                    emit("image-bad", f"image {ref!r}: {info}")
+                elif not bare.startswith("data:") and _PATHLIKE.search(bare):
+                    emit("image-missing", f"image {_short(ref)} not found (swift then reads the string as "
+                                          f"base64, which is no image either); fix: the right path")
+                else:
+                    emit("image-bad", f"inline image {_short(ref)}: {info}")
+                continue
+            if info.damage:
+                emit("image-damaged", f"image {_short(ref)}: {info.damage}; swift fails on it when it decodes "
+                                      f"the pixels (--deep decodes every image to be sure)")
+            sizes.append((info.width, info.height))
+        return sizes, ok
 
     def check_loaded(self, row: dict[str, Any], images: list[bytes | str | tuple[int, int]],
                      report: Callable[[str, str], None]) -> Sample | None:
@@ -346,26 +372,35 @@ class Validator:
 
     # -- token length ---------------------------------------------------------------------
     def check_length(self, sample: Sample, emit: Callable[[str, str], None]) -> int | None:
-        counter, limit = self.opts.counter, self.opts.max_length
-        if counter is None:
+        """The chosen side's tokens; a preference row's rejected side is checked against max_length too."""
+        if self.opts.counter is None:
             return None
         if sample.row.get("videos"):
             emit("video-length", "length not checked: video frames are sampled by swift at load time "
                                  "(VIDEO_SEGMENTS frames x tiles per frame x tokens per tile)")
             return None
-        total = counter.total(sample.row["messages"], sample.image_sizes, self.opts.max_num)
+        total = self._side_length(sample.row["messages"], sample.image_sizes, "", emit)
+        rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
+        if rejected is not None:             # swift encodes each side on its own; either too long drops the pair
+            self._side_length(rejected, sample.rejected_sizes, "rejected side: ", emit)
+        return total
+
+    def _side_length(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]], side: str,
+                     emit: Callable[[str, str], None]) -> int:
+        counter, limit = self.opts.counter, self.opts.max_length
+        total = counter.total(messages, image_sizes, self.opts.max_num)
         if limit is not None and total > limit:
-            b = counter.count(sample.row["messages"], sample.image_sizes, self.opts.max_num)
+            b = counter.count(messages, image_sizes, self.opts.max_num)
             tiles = "+".join(map(str, b.tiles)) or "0"
             fix = f"max_length={b.total}"
             current = self.opts.max_num or counter.tiling.max_num
             for m in range(current - 1, 0, -1) if b.tiles else ():
-                smaller = counter.total(sample.row["messages"], sample.image_sizes, m)
+                smaller = counter.total(messages, image_sizes, m)
                 if smaller <= limit:
                     fix += f", or internvl.max_num={m} (-> {smaller} tokens)"
                     break
             kind = "" if counter.exact else " (estimated: model tokenizer not found locally)"
-            emit("too-long", f"{b.total} tokens > max_length {limit}{kind}: text {b.text} + template "
+            emit("too-long", f"{side}{b.total} tokens > max_length {limit}{kind}: text {b.text} + template "
                              f"{b.template} + image {b.image} ({tiles} tiles x {counter.tiling.tokens_per_tile}); "
                              f"swift would drop this sample silently; fix: {fix}")
         return total

@@ -272,3 +272,33 @@ def test_convert_carries_or_reports_every_field_at_every_level(tmp_path, imgs):
     assert row["messages"][3]["content"] == "yes"
     assert "dropped field 'conversations[].weight' from 1 row(s)" in res.stdout
     assert "conversations[].value beyond a list's first item" in res.stdout
+
+
+def test_preference_pairs_and_mmpr_become_swifts_rejected_response_rows(tmp_path, imgs):
+    """question/chosen/rejected rows (RLAIF-V's and MMPR's form) -> messages + rejected_response, which validate
+    passes and swift's loader and rlhf template read as a pair; a pair of equal answers is skipped with why."""
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"image": "0.png", "question": "What colour?", "chosen": "red", "rejected": "I cannot tell.", "origin": "x"},
+        {"images": ["1.png"], "prompt": "<image>\nColour?", "chosen": "green", "rejected": "blue"},
+        {"image": "2.png", "question": "Colour?", "chosen": "blue", "rejected": "blue"}]))
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "pairs", str(src), "-o", str(out), "--image-root", str(imgs))
+    assert res.returncode == 0 and "converted 2 row(s)" in res.stdout, res.stdout
+    assert "chosen and rejected are the same answer" in res.stdout and "dropped field 'origin'" in res.stdout
+    first, second = converted(out)
+    assert first == {"messages": [{"role": "user", "content": "<image>\nWhat colour?"},
+                                  {"role": "assistant", "content": "red"}],
+                     "images": [str(imgs / "0.png")], "rejected_response": "I cannot tell."}
+    assert second["messages"][0]["content"] == "<image>\nColour?" and second["rejected_response"] == "blue"
+    # MMPR: InternVL's meta JSON (root + annotation) over such rows
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "m.jsonl").write_text(src.read_text().splitlines()[0] + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"mmpr_part": {"root": str(imgs), "annotation": "ann/m.jsonl", "repeat_time": 1}}))
+    out2 = tmp_path / "o2.jsonl"
+    assert convert_cli("--from", "mmpr", str(meta), "-o", str(out2), "--meta-relative").returncode == 0
+    assert converted(out2) == [first]
+    from swift.dataset import load_dataset
+    (row,) = load_dataset([str(out2)], num_proc=1, load_from_cache_file=False)[0]
+    assert row["rejected_response"] == "I cannot tell." and row["messages"][-1]["content"] == "red"

@@ -92,3 +92,30 @@ def test_validate_report_has_every_row_and_stats_reads_the_same_numbers(demo_mod
     assert stats["usable"] == len(totals) == 7 and stats["tokens"]["total"]["max"] == totals[-1]
     refused = run_cli("-m", "data_tools", "validate", str(src), "--report", str(src), "--no-tokens")
     assert refused.returncode == 2 and "never written" in refused.stderr and src.read_bytes() == before
+
+
+def test_stats_and_split_read_preference_pairs(demo_model, demo_data, tmp_path):
+    """A pair counts as one sample with two sides: stats gives the rejected side's lengths and holds the longer
+    side to max_length; split keeps rows linked only by a rejected image on one side."""
+    base = [json.loads(x) for x in demo_data["train"].read_text().splitlines()][:8]
+    rows = [{**r, "rejected_response": "no " * (40 if i < 3 else 1)} for i, r in enumerate(base)]
+    src = tmp_path / "pairs.jsonl"
+    _write(src, rows)
+    out = run_cli("-m", "data_tools", "stats", str(src), "--recipe", "recipes/tiny-demo.yaml", "--max-length", "70",
+                  "--json")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout.splitlines()[0])
+    assert stats["preference_pairs"] == stats["usable"] == 8
+    assert stats["tokens"]["rejected_total"]["max"] > 70 >= stats["tokens"]["total"]["max"]
+    assert stats["over_max_length"] == 3                  # the three long rejected answers, not the chosen sides
+    # rows 0 and 1 share nothing but row 1's rejected image, which is row 0's image: one group for split
+    a, b = rows[0]["images"][0], rows[1]["images"][0]
+    _write(src, [rows[0], {**rows[1], "rejected_images": [a]}] + rows[2:])
+    together = 0
+    for seed in range(12):
+        res = run_cli("-m", "data_tools", "split", str(src), "--val", "2", "--seed", str(seed), "-o", str(tmp_path / "t"))
+        assert res.returncode == 0, res.stderr
+        val = [json.loads(x)["images"][0] for x in (tmp_path / "t" / "val.jsonl").read_text().splitlines()]
+        assert (a in val) == (b in val), (seed, val)
+        together += a in val
+    assert together                                       # some seed put the pair's group in val

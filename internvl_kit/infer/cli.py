@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--serve", action="store_true",
                       help="serve an OpenAI-compatible API (swift deploy) with the run's settings, until Ctrl-C")
     ap.add_argument("--prompt", help="the question for --image (or a text-only question on its own)")
-    ap.add_argument("--compare-base", action="store_true", help="also run the base model and compare metrics")
+    ap.add_argument("--compare-base", action="store_true", help="also run the base model (and, for a chained run, "
+                                                                  "the SFT checkpoint it started from) and compare metrics")
     ap.add_argument("--backend", choices=BACKENDS, default="transformers")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("-o", "--output", type=Path, help="predictions JSONL (default: CHECKPOINT/infer/<dataset>.jsonl)")
@@ -190,11 +191,25 @@ def _read_dataset(path: Path) -> list[_Row]:
     return rows
 
 
+def _start_adapter(info: CheckpointInfo) -> str | None:
+    """The one adapter checkpoint a chained run started from (its recipe's adapters), when it is on disk."""
+    starts = (info.recipe or {}).get("adapters") or []
+    if len(starts) != 1 or not (Path(str(starts[0])) / "adapter_config.json").is_file():
+        return None
+    return str(starts[0])
+
+
 def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace, dataset: Path, source: str) -> int:
     from .metrics import score
     rows = _read_dataset(dataset)
     columns: dict[str, dict[int, Any]] = {}
-    runs = ([("base", info.trained_from, None)] if args.compare_base else []) + [("tuned", info.base_model, adapter)]
+    runs = []
+    if args.compare_base:
+        runs.append(("base", info.trained_from, None))
+        start = _start_adapter(info)
+        if start is not None:        # a chained run: also the model it started from (a preference run: its SFT)
+            runs.append(("sft" if (info.recipe or {}).get("rlhf_type") else "start", info.trained_from, start))
+    runs.append(("tuned", info.base_model, adapter))
     for name, model, adapter_path in runs:
         predictor = _predictor(info, model, adapter_path, args)
         for r in rows:
@@ -218,8 +233,8 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
         else:
             tuned = columns["tuned"][r.line]
             rec = dict(r.row, line=r.line, prediction=tuned.text, prompt_tokens=tuned.prompt_tokens)
-            if "base" in columns:
-                rec["prediction_base"] = columns["base"][r.line].text
+            for name in columns.keys() - {"tuned"}:
+                rec[f"prediction_{name}"] = columns[name][r.line].text
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(out, "\n".join(lines) + "\n")
     scored = [r for r in rows if r.error is None]

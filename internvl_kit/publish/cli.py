@@ -71,8 +71,10 @@ def _describe_proof(p: dict) -> str:
         return (f"weights: {p['lora_targets']} LoRA target(s) = base + scaling * B @ A (worst element at "
                 f"{p['worst_vs_tolerance']:.2g} of the dtype tolerance), {p['replaced']} replaced, "
                 f"{p['unchanged']} other tensor(s) byte-equal to the base")
+    reference = (f"; vs its reference {p['reference']} {p['max_abs_diff_vs_reference']:.2e} (the policy, not the "
+                 f"reference)" if "reference" in p else "")
     return (f"logits: merged vs base+adapter max |diff| {p['max_abs_diff_vs_base_plus_adapter']:.2e} "
-            f"(tolerance {p['tolerance']:.1e}); vs base {p['max_abs_diff_vs_base']:.2e} (the adapter is in)")
+            f"(tolerance {p['tolerance']:.1e}); vs base {p['max_abs_diff_vs_base']:.2e} (the adapter is in){reference}")
 
 
 def _run(args: argparse.Namespace) -> int:

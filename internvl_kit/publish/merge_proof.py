@@ -276,6 +276,13 @@ def prove_logits(info: CheckpointInfo, base_dir: Path, merged: Path) -> dict[str
     adapter_logits = _logits(model, inputs)
     del model
     gc.collect()
+    reference = _reference_adapter(info)
+    reference_logits = None
+    if reference is not None:               # a preference run's reference: the merge must be the policy, not it
+        model = PeftModel.from_pretrained(load_model(base_dir, info.model_type, dtype), str(reference)).eval()
+        reference_logits = _logits(model, inputs)
+        del model
+        gc.collect()
     model = load_model(merged, info.model_type, dtype)
     merged_logits = _logits(model, inputs)
     del model
@@ -291,8 +298,24 @@ def prove_logits(info: CheckpointInfo, base_dir: Path, merged: Path) -> dict[str
     if vs_adapter > tol:
         raise MergeError(f"merged logits differ from base+adapter by {vs_adapter:.3g} (> tolerance {tol:.3g}): "
                          f"the merge is wrong")
-    return {"proof": "logits", "max_abs_diff_vs_base_plus_adapter": vs_adapter, "max_abs_diff_vs_base": vs_base,
-            "tolerance": tol, "probe_tokens": int(inputs["input_ids"].shape[1])}
+    out = {"proof": "logits", "max_abs_diff_vs_base_plus_adapter": vs_adapter, "max_abs_diff_vs_base": vs_base,
+           "tolerance": tol, "probe_tokens": int(inputs["input_ids"].shape[1])}
+    if reference_logits is not None:
+        vs_reference = (merged_logits - reference_logits).abs().max().item()
+        if vs_reference <= tol:
+            raise MergeError(f"merged logits equal those of the run's reference adapter {reference.name} (max diff "
+                             f"{vs_reference:.3g} <= {tol:.3g}): the preference training left the policy where it began")
+        out.update(max_abs_diff_vs_reference=vs_reference, reference=reference.name)
+    return out
+
+
+def _reference_adapter(info: CheckpointInfo) -> Path | None:
+    """The one reference adapter a preference run was measured against (ref_adapters), when it is on disk."""
+    refs = (info.recipe or {}).get("ref_adapters") or []
+    if (info.recipe or {}).get("rlhf_type") is None or len(refs) != 1:
+        return None
+    path = Path(str(refs[0])).expanduser()
+    return path if (path / "adapter_config.json").is_file() else None
 
 
 PROOFS = ("auto", "weights", "logits")

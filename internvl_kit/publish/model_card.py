@@ -184,6 +184,34 @@ def _length(recipe: dict[str, Any]) -> str:
     return f"{recipe.get('num_train_epochs')} epochs"
 
 
+def _objective(info: CheckpointInfo) -> str:
+    """What the run optimised: SFT, or the preference objective with its beta, loss mix and reference."""
+    recipe = info.recipe or {}
+    kind = recipe.get("rlhf_type")
+    if kind is None:
+        return "supervised fine-tuning (swift sft)"
+    losses = recipe.get("loss_type") or ["sigmoid"]
+    losses = [losses] if isinstance(losses, str) else list(losses)
+    weights = recipe.get("loss_weights")
+    mpo = kind == "dpo" and {"bco_pair", "sft"} <= set(losses)
+    name = "MPO (Mixed Preference Optimization)" if mpo else kind.upper()
+    mix = " + ".join(f"{w} x {loss}" for loss, w in zip(losses, weights)) if weights else " + ".join(losses)
+    beta = recipe.get("beta")
+    links = ((info.record or {}).get("chained_from") or {}).get("ref_adapters") or []
+    if links:
+        ref = ", ".join(f"the adapter {Path(x['checkpoint']).name}" + (f" of run {x['recipe_name']}" if x.get(
+            "recipe_name") else "") for x in links)
+    elif recipe.get("ref_adapters"):
+        ref = ", ".join(f"the adapter {Path(str(x)).name}" for x in recipe["ref_adapters"])
+    elif recipe.get("ref_model"):          # a hub id as it is; a local directory by its name only
+        ref = f"`{Path(recipe['ref_model']).name if Path(recipe['ref_model']).exists() else recipe['ref_model']}`"
+    else:
+        ref = "the base model (the policy with its adapter off)"
+    rpo = f", rpo_alpha {recipe['rpo_alpha']}" if recipe.get("rpo_alpha") is not None else ""
+    return (f"{name} through swift rlhf (rlhf_type {kind}): loss {mix}, beta "
+            f"{beta if beta is not None else '0.1 (swift default)'}{rpo}; reference: {ref}")
+
+
 def _metrics_lines(info: CheckpointInfo) -> list[str]:
     import json
     lines = []
@@ -241,6 +269,7 @@ def render(info: CheckpointInfo, merged: bool, repo_id: str | None, local_name: 
         "| | |",
         "| --- | --- |",
         f"| base model | {_cell(base)}: {route} |",
+        f"| objective | {_cell(_objective(info))} |",
         f"| tuner | {recipe.get('tuner_type', 'lora')} r={adapter.get('r', recipe.get('lora_rank'))} "
         f"alpha={adapter.get('lora_alpha', recipe.get('lora_alpha'))} |",
         f"| LoRA targets | {_cell(', '.join(map(str, targets)) if isinstance(targets, list) else targets)} |",

@@ -64,6 +64,10 @@ TOOLKIT: dict[str, dict[str, Any]] = {
     "stop_on_nan": {"type": "integer", "minimum": 0, "x-swift": False,
                     "description": "Stop the run after this many consecutive logged steps with a NaN or infinite "
                                    "loss (0 = only warn). Default 3."},
+    "from_sft": {"type": "string", "minLength": 1, "x-swift": False,
+                 "description": "Preference recipes: the SFT checkpoint (checkpoint-N/, or a run directory for its "
+                                "last one) to start from and measure against, as swift documents: it sets both "
+                                "adapters and ref_adapters to it, and a resume keeps it as the reference."},
     "train_type": {"type": "string", "x-alias-of": "tuner_type",
                    "description": "Removed in swift 4.x: renamed tuner_type. Accepted with a warning."},
 }
@@ -296,7 +300,7 @@ def generate() -> dict[str, Any]:
     version = swift.__version__
     swift_props = _with_rlhf(swift_properties("sft"), swift_properties("rlhf"))
     properties: dict[str, dict[str, Any]] = {}
-    for key in ("extends", "description", "internvl", "nproc_per_node", "nnodes", "stop_on_nan"):
+    for key in ("extends", "description", "internvl", "nproc_per_node", "nnodes", "stop_on_nan", "from_sft"):
         properties[key] = TOOLKIT[key]
     for key in [*FIRST, *swift_props]:
         if key in properties or key not in swift_props:

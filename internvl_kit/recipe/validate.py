@@ -154,6 +154,30 @@ def _deepspeed_file_problem(path: Path) -> str | None:
     return None
 
 
+def _expand_from_sft(res: Resolved, add) -> None:
+    """from_sft: CHECKPOINT -> adapters and ref_adapters both [CHECKPOINT] (a run directory: its last one)."""
+    d = res.data
+    value = d.pop("from_sft")
+    if d.get("rlhf_type") is None:
+        add("from_sft", "from_sft chains an SFT run into preference tuning: set rlhf_type (dpo; see "
+                        "recipes/*-mpo.yaml), or to continue SFT from a checkpoint set adapters")
+        return
+    if d.get("adapters") or d.get("ref_adapters"):
+        add("from_sft", "from_sft sets adapters and ref_adapters itself: remove those, or from_sft")
+        return
+    path = Path(str(value)).expanduser()
+    if path.is_dir() and not (path / "adapter_config.json").is_file():
+        numbered = sorted((int(c.name.split("-")[1]), c) for c in path.glob("checkpoint-*")
+                          if c.name.split("-")[1].isdigit() and (c / "adapter_config.json").is_file())
+        path = numbered[-1][1] if numbered else path
+    if not (path / "adapter_config.json").is_file():
+        add("from_sft", f"{value!r} is no LoRA checkpoint (no adapter_config.json) nor a run directory holding one")
+        return
+    d["adapters"], d["ref_adapters"] = [str(path.resolve())], [str(path.resolve())]    # two lists: no YAML alias
+    for key in ("adapters", "ref_adapters"):
+        res.origins[(key,)] = res.where(("from_sft",))
+
+
 def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
     d, problems = res.data, []
 
@@ -170,6 +194,8 @@ def _rule_problems(res: Resolved, warnings: list[str]) -> list[Problem]:
             res.origins[("tuner_type",)] = (src, line)
             warnings.append(f"{src}{f':{line}' if line else ''}: train_type is the swift 3.x name; "
                             f"using tuner_type: {d['tuner_type']} (rename it in the recipe)")
+    if "from_sft" in d:
+        _expand_from_sft(res, add)
     agrees = _route_problems(res, add)
     mt, tpl = d.get("model_type"), d.get("template")
     if agrees and mt in TEMPLATES_BY_MODEL_TYPE and isinstance(tpl, str) and tpl not in TEMPLATES_BY_MODEL_TYPE[mt]:

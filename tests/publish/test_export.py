@@ -287,7 +287,7 @@ def test_the_card_renders_every_table_row_whole(overfit_run, tmp_path):
             rows.append([])
         elif t.type in ("th_open", "td_open"):
             rows[-1].append("".join(c.content for c in tokens[i + 1].children or []))
-    trained = rows[:8]                                   # header + 7 rows
+    trained = rows[:9]                                   # header + 8 rows
     assert all(len(r) == 2 for r in trained), trained
     targets = json.loads((adapter / "adapter_config.json").read_text())["target_modules"]
     assert "|" in targets and dict(trained[1:])["LoRA targets"] == targets

@@ -130,3 +130,26 @@ def test_proof_lines_state_small_ratios_readably():
     line = _describe_proof({"proof": "weights", "lora_targets": 14, "worst_vs_tolerance": 0.00041, "replaced": 14,
                             "unchanged": 3})
     assert "worst element at 0.00041 of the dtype tolerance" in line
+
+
+def test_the_card_names_the_objective_its_mix_beta_and_reference(tmp_path):
+    """SFT, DPO and InternVL's MPO mix are told apart on the card, with the reference a preference run
+    measured itself against (the SFT adapter of a chained run, by name: no local path on a card)."""
+    from internvl_kit.infer.checkpoint import CheckpointInfo
+    from internvl_kit.publish.model_card import _objective
+
+    def info(recipe: dict, record: dict | None = None) -> CheckpointInfo:
+        return CheckpointInfo(path=tmp_path, kind="adapter", base_model="m", model_type="internvl_chat",
+                              template="internvl3_5", max_length=512, recipe=recipe, record=record)
+    assert _objective(info({})) == "supervised fine-tuning (swift sft)"
+    assert _objective(info({"rlhf_type": "dpo"})) == (
+        "DPO through swift rlhf (rlhf_type dpo): loss sigmoid, beta 0.1 (swift default); reference: the base "
+        "model (the policy with its adapter off)")
+    sft = str(tmp_path / "sft-run" / "checkpoint-60")
+    chained = {"ref_adapters": [{"checkpoint": sft, "run_dir": str(tmp_path / "sft-run"), "recipe_name": "tiny-demo"}]}
+    mpo = _objective(info({"rlhf_type": "dpo", "loss_type": ["sigmoid", "bco_pair", "sft"],
+                           "loss_weights": [0.8, 0.2, 1.0], "beta": 0.1, "ref_adapters": [sft]},
+                          {"chained_from": chained}))
+    assert mpo == ("MPO (Mixed Preference Optimization) through swift rlhf (rlhf_type dpo): loss 0.8 x sigmoid + "
+                   "0.2 x bco_pair + 1.0 x sft, beta 0.1; reference: the adapter checkpoint-60 of run tiny-demo")
+    assert str(tmp_path) not in mpo

@@ -268,3 +268,22 @@ def test_a_preference_key_in_an_sft_recipe_names_the_command_that_reads_it(tmp_p
     assert any("loss_type" in p and "expected" in p
                for p in problems_of(write(tmp_path, "t.yaml", BASE + "loss_type: [sigmoid]\n")))
     assert any("beta: must be >= 0" in p for p in problems_of(write(tmp_path, "u.yaml", BASE + "rlhf_type: dpo\nbeta: -1\n")))
+
+
+def test_from_sft_chains_with_one_key_and_refuses_what_cannot_chain(tmp_path):
+    run = tmp_path / "sft-run"
+    for n in (5, 60, 10):
+        (run / f"checkpoint-{n}").mkdir(parents=True)
+        (run / f"checkpoint-{n}" / "adapter_config.json").write_text("{}")
+    leaf = write(tmp_path, "r.yaml", BASE + "rlhf_type: dpo\n")
+    r = load_recipe(leaf, [f"from_sft={run}"])                 # a run directory: its last checkpoint
+    want = [str((run / "checkpoint-60").resolve())]
+    assert r.data["adapters"] == want and r.data["ref_adapters"] == want and "from_sft" not in r.data
+    assert r.data["adapters"] is not r.data["ref_adapters"]   # two lists: the saved recipe.yaml has no YAML alias
+    assert load_recipe(leaf, [f"from_sft={run / 'checkpoint-5'}"]).data["adapters"] == [str((run / "checkpoint-5").resolve())]
+    (msg,) = problems_of(write(tmp_path, "s.yaml", BASE), [f"from_sft={run}"])
+    assert "from_sft: from_sft chains an SFT run into preference tuning: set rlhf_type" in msg
+    (msg,) = problems_of(leaf, [f"from_sft={run}", f"adapters=[{run}]"])
+    assert "from_sft sets adapters and ref_adapters itself" in msg
+    (msg,) = problems_of(leaf, [f"from_sft={tmp_path / 'nothing'}"])
+    assert "is no LoRA checkpoint" in msg

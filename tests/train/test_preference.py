@@ -52,7 +52,8 @@ def test_dpo_and_mpo_train_through_train_py_and_the_reward_accuracy_rises(kind, 
 
 
 def test_an_sft_run_chains_into_mpo_that_resumes_against_the_same_reference(overfit_run, tmp_path):
-    """SFT -> MPO with one key pair (the SFT checkpoint as adapters and ref_adapters, as swift documents), stopped
+    """SFT -> MPO with one key (from_sft: the SFT run, whose last checkpoint becomes adapters and ref_adapters, as
+    swift documents), stopped
     by Ctrl-C and resumed by the printed command: the resume keeps the SFT checkpoint as its reference, and the
     record links the two runs."""
     import shlex
@@ -65,7 +66,7 @@ def test_an_sft_run_chains_into_mpo_that_resumes_against_the_same_reference(over
     sft = overfit_run["checkpoint"]
     pairs = _pairs(overfit_run["data"], tmp_path / "pairs.jsonl")
     proc = subprocess.Popen([sys.executable, "train.py", DEMO, *overfit_run["variant"].overrides, "rlhf_type=dpo", *MPO,
-                             f"adapters=[{sft}]", f"ref_adapters=[{sft}]", f"dataset=[{pairs}]", "~val_dataset",
+                             f"from_sft={overfit_run['run']}", f"dataset=[{pairs}]", "~val_dataset",
                              "internvl.max_num=2", "max_length=256", "max_steps=200", "save_steps=5",
                              "save_total_limit=2", "logging_steps=5", "eval_steps=1000",
                              f"output_dir={tmp_path / 'out'}"],
@@ -93,7 +94,59 @@ def test_an_sft_run_chains_into_mpo_that_resumes_against_the_same_reference(over
                         "recipe_name": "tiny-demo"}
     (resumed,) = record["resumed"]
     argv = shlex.split(resumed["command"].split("swift rlhf ", 1)[1])
-    assert argv[argv.index("--ref_adapters") + 1] == str(sft) and "--resume_from_checkpoint" in argv
+    assert argv[argv.index("--ref_adapters") + 1] == str(sft.resolve()) and "--resume_from_checkpoint" in argv
+    assert argv[argv.index("--adapters") + 1] == str(sft.resolve())
     rows = [json.loads(x) for x in (run / "logging.jsonl").read_text().splitlines()]
     margins = [r["rewards/margins"] for r in rows if "rewards/margins" in r]
     assert abs(margins[0]) < 1e-3 and margins[-1] > 1.0      # starts as its SFT reference, ends preferring
+
+    # the rest of the journey on the preference run: infer, merge with its proofs, card, push
+    from hub_server import StandInHub
+    mpo = runs.last_checkpoint(run)
+    red = overfit_run["root"] / "red.png"
+    inf = run_cli("infer.py", str(mpo), "--image", str(red), "--prompt", "Colour?", "--max-new-tokens", "4")
+    assert inf.returncode == 0 and inf.stdout.strip().splitlines()[-1] == "red", inf.stdout[-2000:] + inf.stderr[-2000:]
+    scored = tmp_path / "scored.jsonl"     # --compare-base on a chained run: the base, its SFT start, the MPO run
+    cmp = run_cli("infer.py", str(mpo), "--dataset", str(pairs), "--compare-base", "-o", str(scored),
+                  "--max-new-tokens", "4")
+    assert cmp.returncode == 0, cmp.stdout[-2000:] + cmp.stderr[-2000:]
+    metrics = json.loads(scored.with_suffix(".metrics.json").read_text())["metrics"]
+    assert list(metrics) == ["base", "sft", "tuned"] and metrics["tuned"]["exact_match"] == 1.0
+    assert all("prediction_sft" in json.loads(x) for x in scored.read_text().splitlines())
+    merged = tmp_path / "merged"
+    with StandInHub({"tok": "alice"}) as hub:
+        env = {"MODELSCOPE_ENDPOINT": hub.endpoint, "MODELSCOPE_API_TOKEN": "tok", "MODELSCOPE_API_MAX_RETRIES": "1"}
+        out = run_cli("export.py", str(mpo), "--merge", "-o", str(merged), "--push", "alice/tiny-mpo", env=env)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "the policy, not the reference)" in out.stdout and f"vs its reference {sft.name}" in out.stdout
+        card = (merged / "README.md").read_text()
+        assert card == hub.state.repos["alice/tiny-mpo"].files["README.md"].decode()
+    assert ("| objective | MPO (Mixed Preference Optimization) through swift rlhf (rlhf_type dpo): loss 0.8 x sigmoid + "
+            "0.2 x bco_pair + 1.0 x sft, beta 0.1 (swift default); reference: the adapter checkpoint-60 of run "
+            "tiny-demo |") in card
+    assert str(tmp_path) not in card
+
+    # and it serves: swift deploy with the preference run's adapter answers as infer.py does
+    import socket
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "infer.py", str(mpo), "--serve", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:                      # the event: the server says it is ready
+            if line.startswith("[serve] ready"):
+                break
+        assert line.startswith("[serve] ready"), line
+        model = line.split("models: ")[1].rstrip(")\n")
+        body = {"model": model, "temperature": 0, "max_tokens": 4, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": str(red)}}, {"type": "text", "text": "Colour?"}]}]}
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            assert json.loads(resp.read())["choices"][0]["message"]["content"] == "red"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+    assert server.returncode == 130

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--text-column", "--answer-column", dest="text_column", default="text",
                    help="csv/tsv/hf: column with the answer")
     c.add_argument("--question-column", help="csv/tsv/hf: column with each row's question")
+    c.add_argument("--rejected-column", help="csv/tsv/hf: column with a worse answer, for a preference pair "
+                                             "(RLAIF-V: --text-column chosen --rejected-column rejected)")
     c.add_argument("--prompt", help="csv/tsv/hf: one question for every row (instead of --question-column)")
     c.add_argument("--meta-relative", action="store_true",
                    help="internvl/mmpr: resolve a meta file's relative root/annotation against its own folder "

@@ -164,12 +164,22 @@ def _ocr_row(image: str, rec: dict[str, Any], args: argparse.Namespace) -> dict[
     if question is None or not str(question).strip():
         raise Skip("empty question")
     question = str(question)
-    return {"messages": [{"role": "user", "content": question if "<image>" in question else f"<image>{question}"},
-                         {"role": "assistant", "content": str(text)}], "images": [image]}
+    row = {"messages": [{"role": "user", "content": question if "<image>" in question else f"<image>{question}"},
+                        {"role": "assistant", "content": str(text)}], "images": [image]}
+    rejected_column = getattr(args, "rejected_column", None)
+    if rejected_column:                      # a preference pair (RLAIF-V's parquet: chosen / rejected columns)
+        rejected = rec.get(rejected_column)
+        if rejected is None or not str(rejected).strip():
+            raise Skip("empty rejected answer")
+        if str(rejected).strip() == str(text).strip():
+            raise Skip("chosen and rejected are the same answer (swift's loader deletes such a row)")
+        row["rejected_response"] = str(rejected)
+    return row
 
 
 def _table_fields(args: argparse.Namespace) -> set[str]:
-    return {args.image_column, args.text_column} | ({args.question_column} if args.question_column else set())
+    return ({args.image_column, args.text_column} | ({args.question_column} if args.question_column else set())
+            | ({args.rejected_column} if getattr(args, "rejected_column", None) else set()))
 
 
 # ------------------------------------------------------------------------------ readers

@@ -302,3 +302,20 @@ def test_preference_pairs_and_mmpr_become_swifts_rejected_response_rows(tmp_path
     from swift.dataset import load_dataset
     (row,) = load_dataset([str(out2)], num_proc=1, load_from_cache_file=False)[0]
     assert row["rejected_response"] == "I cannot tell." and row["messages"][-1]["content"] == "red"
+
+
+def test_rlaif_v_parquet_becomes_preference_rows(tmp_path):
+    """RLAIF-V as the hub ships it (parquet: image bytes, question, chosen, rejected, origin columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.table({"image": [{"bytes": _png_bytes("red"), "path": None}, {"bytes": _png_bytes("blue"), "path": None}],
+                      "question": ["What colour is it?", "And this?"], "chosen": ["red", "blue"],
+                      "rejected": ["I cannot tell.", "blue"], "origin_dataset": ["x", "y"]})
+    pq.write_table(table, tmp_path / "train-00000.parquet")
+    out = tmp_path / "o.jsonl"
+    res = convert_cli("--from", "hf", str(tmp_path / "train-00000.parquet"), "-o", str(out), "--question-column",
+                      "question", "--text-column", "chosen", "--rejected-column", "rejected")
+    assert res.returncode == 0 and "converted 1 row(s)" in res.stdout, res.stdout + res.stderr
+    assert "chosen and rejected are the same answer" in res.stdout
+    (row,) = converted(out)
+    assert row["messages"][-1]["content"] == "red" and row["rejected_response"] == "I cannot tell."

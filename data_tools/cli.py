@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -113,7 +114,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise context.UsageError("no files to validate: name JSONL files or a --recipe with local datasets")
     report, issues = Report(), []
     sink = issues.append if args.json else (lambda i: print(i, flush=False))
-    v = Validator(setup.options)
+    v = Validator(dataclasses.replace(setup.options, breakdown=args.report is not None))
     if args.report is None:
         for f in files:
             v.validate_file(f, report, sink)

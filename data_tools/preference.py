@@ -20,11 +20,14 @@ def is_preference(row: dict[str, Any]) -> bool:
     return any(k in row for k in KEYS)
 
 
+def _last_user(messages: list[Any]) -> int:
+    """The index of the last user turn (-1 when none): a rejected_response replaces what follows it."""
+    return max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=-1)
+
+
 def _answers(messages: list[Any]) -> list[Any]:
     """The contents after the last user turn: what a rejected_response replaces."""
-    last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"),
-                    default=-1)
-    return [m.get("content") if isinstance(m, dict) else m for m in messages[last_user + 1:]]
+    return [m.get("content") if isinstance(m, dict) else m for m in messages[_last_user(messages) + 1:]]
 
 
 def problems(row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -70,6 +73,5 @@ def rejected_messages(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     if rejected is None:
         return None
     messages = row["messages"]
-    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
     tail = [{"role": "assistant", "content": rejected}] if isinstance(rejected, str) else rejected
-    return messages[:last_user + 1] + tail
+    return messages[:_last_user(messages) + 1] + tail

@@ -21,10 +21,12 @@ def record(path: Path, line: int, codes: list[str], sample: Sample | None, count
         out["images"] = len(sample.image_sizes)
         out["image_sizes"] = [list(s) for s in sample.image_sizes]
         if counter is not None and not sample.row.get("videos"):
-            b = counter.count(sample.row["messages"], sample.image_sizes, max_num)
+            # validate's length check kept its counts (Options.breakdown); stats runs without it and counts here
+            b = sample.tokens or counter.count(sample.row["messages"], sample.image_sizes, max_num)
             out.update(tokens={"text": b.text, "template": b.template, "image": b.image, "total": b.total},
                        tiles=b.tiles)
             rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
             if rejected is not None:        # a preference row: swift encodes the rejected side on its own
-                out["rejected_tokens"] = counter.total(rejected, sample.rejected_sizes, max_num)
+                out["rejected_tokens"] = (sample.rejected_tokens if sample.rejected_tokens is not None
+                                          else counter.total(rejected, sample.rejected_sizes, max_num))
     return out

@@ -21,7 +21,7 @@ from . import images as img
 from . import preference
 from .schema import ROLES, explain, fast_check
 from .swift_rows import RowError, media_keys, normalize, template_forms
-from .tokens import Counter
+from .tokens import Breakdown, Counter
 
 try:
     import orjson
@@ -88,6 +88,7 @@ class Options:
     image_root: str | None = None     # swift's ROOT_IMAGE_DIR (default: that environment variable)
     deep: bool = False
     counter: Counter | None = None
+    breakdown: bool = False           # keep each sample's text/template/image split (validate --report)
 
 
 @dataclass
@@ -111,6 +112,8 @@ class Sample:
     row: dict[str, Any]
     image_sizes: list[tuple[int, int]]
     rejected_sizes: list[tuple[int, int]] | None = None    # a preference row's rejected side (preference.py)
+    tokens: Breakdown | None = None                         # check_length's counts, kept for the row's report
+    rejected_tokens: int | None = None
 
 
 _ROLES = frozenset(ROLES)
@@ -379,18 +382,20 @@ class Validator:
             emit("video-length", "length not checked: video frames are sampled by swift at load time "
                                  "(VIDEO_SEGMENTS frames x tiles per frame x tokens per tile)")
             return None
-        total = self._side_length(sample.row["messages"], sample.image_sizes, "", emit)
+        total, sample.tokens = self._side_length(sample.row["messages"], sample.image_sizes, "", emit)
         rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
         if rejected is not None:             # swift encodes each side on its own; either too long drops the pair
-            self._side_length(rejected, sample.rejected_sizes, "rejected side: ", emit)
+            sample.rejected_tokens, _ = self._side_length(rejected, sample.rejected_sizes, "rejected side: ", emit)
         return total
 
     def _side_length(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]], side: str,
-                     emit: Callable[[str, str], None]) -> int:
+                     emit: Callable[[str, str], None]) -> tuple[int, Breakdown | None]:
+        """The side's total tokens (and their split, when opts.breakdown), with too-long reported."""
         counter, limit = self.opts.counter, self.opts.max_length
-        total = counter.total(messages, image_sizes, self.opts.max_num)
+        b = counter.count(messages, image_sizes, self.opts.max_num) if self.opts.breakdown else None
+        total = b.total if b is not None else counter.total(messages, image_sizes, self.opts.max_num)
         if limit is not None and total > limit:
-            b = counter.count(messages, image_sizes, self.opts.max_num)
+            b = b or counter.count(messages, image_sizes, self.opts.max_num)
             tiles = "+".join(map(str, b.tiles)) or "0"
             fix = f"max_length={b.total}"
             current = self.opts.max_num or counter.tiling.max_num
@@ -403,7 +408,7 @@ class Validator:
             emit("too-long", f"{side}{b.total} tokens > max_length {limit}{kind}: text {b.text} + template "
                              f"{b.template} + image {b.image} ({tiles} tiles x {counter.tiling.tokens_per_tile}); "
                              f"swift would drop this sample silently; fix: {fix}")
-        return total
+        return total, b if self.opts.breakdown else None
 
     # -- a file ---------------------------------------------------------------------------
     def lines(self, path: Path) -> Iterator[tuple[int, bytes]]:

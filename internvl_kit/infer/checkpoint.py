@@ -47,6 +47,15 @@ class CheckpointInfo:
         tag = rec.get("image_tag") or (rec.get("data_plan") or {}).get("image_tag")
         return tag if tag in ("<image>", "<image>\n") else "<image>\n"
 
+    def recipe_adapter(self, key: str) -> Path | None:
+        """The one adapter checkpoint the recipe's `key` names, when it is on disk: `adapters`, where a chained
+        run started (a preference run: its SFT); `ref_adapters`, the reference a preference run was measured by."""
+        named = (self.recipe or {}).get(key) or []
+        if len(named) != 1:
+            return None
+        path = Path(str(named[0])).expanduser()
+        return path if (path / "adapter_config.json").is_file() else None
+
     @property
     def adapter_config(self) -> dict[str, Any]:
         try:

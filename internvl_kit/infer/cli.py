@@ -191,14 +191,6 @@ def _read_dataset(path: Path) -> list[_Row]:
     return rows
 
 
-def _start_adapter(info: CheckpointInfo) -> str | None:
-    """The one adapter checkpoint a chained run started from (its recipe's adapters), when it is on disk."""
-    starts = (info.recipe or {}).get("adapters") or []
-    if len(starts) != 1 or not (Path(str(starts[0])) / "adapter_config.json").is_file():
-        return None
-    return str(starts[0])
-
-
 def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace, dataset: Path, source: str) -> int:
     from .metrics import score
     rows = _read_dataset(dataset)
@@ -206,9 +198,9 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
     runs = []
     if args.compare_base:
         runs.append(("base", info.trained_from, None))
-        start = _start_adapter(info)
+        start = info.recipe_adapter("adapters")
         if start is not None:        # a chained run: also the model it started from (a preference run: its SFT)
-            runs.append(("sft" if (info.recipe or {}).get("rlhf_type") else "start", info.trained_from, start))
+            runs.append(("sft" if (info.recipe or {}).get("rlhf_type") else "start", info.trained_from, str(start)))
     runs.append(("tuned", info.base_model, adapter))
     for name, model, adapter_path in runs:
         predictor = _predictor(info, model, adapter_path, args)

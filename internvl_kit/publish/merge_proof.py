@@ -272,17 +272,16 @@ def prove_logits(info: CheckpointInfo, base_dir: Path, merged: Path) -> dict[str
     inputs = probe_inputs(info, merged, dtype)
     model = load_model(base_dir, info.model_type, dtype)
     base_logits = _logits(model, inputs)
-    model = PeftModel.from_pretrained(model, str(info.path)).eval()
+    model = PeftModel.from_pretrained(model, str(info.path), adapter_name="policy").eval()
     adapter_logits = _logits(model, inputs)
-    del model
-    gc.collect()
-    reference = _reference_adapter(info)
+    reference = info.recipe_adapter("ref_adapters") if (info.recipe or {}).get("rlhf_type") else None
     reference_logits = None
     if reference is not None:               # a preference run's reference: the merge must be the policy, not it
-        model = PeftModel.from_pretrained(load_model(base_dir, info.model_type, dtype), str(reference)).eval()
+        model.load_adapter(str(reference), adapter_name="reference")
+        model.set_adapter("reference")
         reference_logits = _logits(model, inputs)
-        del model
-        gc.collect()
+    del model
+    gc.collect()
     model = load_model(merged, info.model_type, dtype)
     merged_logits = _logits(model, inputs)
     del model
@@ -307,15 +306,6 @@ def prove_logits(info: CheckpointInfo, base_dir: Path, merged: Path) -> dict[str
                              f"{vs_reference:.3g} <= {tol:.3g}): the preference training left the policy where it began")
         out.update(max_abs_diff_vs_reference=vs_reference, reference=reference.name)
     return out
-
-
-def _reference_adapter(info: CheckpointInfo) -> Path | None:
-    """The one reference adapter a preference run was measured against (ref_adapters), when it is on disk."""
-    refs = (info.recipe or {}).get("ref_adapters") or []
-    if (info.recipe or {}).get("rlhf_type") is None or len(refs) != 1:
-        return None
-    path = Path(str(refs[0])).expanduser()
-    return path if (path / "adapter_config.json").is_file() else None
 
 
 PROOFS = ("auto", "weights", "logits")

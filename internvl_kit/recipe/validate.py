@@ -8,6 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from ..train.run_dir import checkpoints
 from .errors import Problem
 from .loader import Resolved
 from .schema import command_of, known_keys, rlhf_only, schema
@@ -167,9 +168,8 @@ def _expand_from_sft(res: Resolved, add) -> None:
         return
     path = Path(str(value)).expanduser()
     if path.is_dir() and not (path / "adapter_config.json").is_file():
-        numbered = sorted((int(c.name.split("-")[1]), c) for c in path.glob("checkpoint-*")
-                          if c.name.split("-")[1].isdigit() and (c / "adapter_config.json").is_file())
-        path = numbered[-1][1] if numbered else path
+        adapters = [c for c in checkpoints(path) if (c / "adapter_config.json").is_file()]
+        path = adapters[-1] if adapters else path
     if not (path / "adapter_config.json").is_file():
         add("from_sft", f"{value!r} is no LoRA checkpoint (no adapter_config.json) nor a run directory holding one")
         return

@@ -162,7 +162,7 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
         return 130
     if nan_stop:
         return EXIT_NAN
-    if aborted_at_exit(code, log_tail(log_path)) and any("train_runtime" in r for r in follower.rows):
+    if code != 0 and aborted_at_exit(code, log_tail(log_path)) and any("train_runtime" in r for r in follower.rows):
         print_fn(f"[note]  swift finished training (its final checkpoint and summary were written), then a process "
                  f"aborted while exiting (exit {code}: \"{ABORT_AT_EXIT}\", a race in Python 3.11's shutdown "
                  f"with threads still in torch code, pytorch#38228); the run is complete")

@@ -1,8 +1,9 @@
 """Atomic file writes: a reader (or a crash) never sees a half-written output (the primitive lives in
-data_tools, which stands alone)."""
+data_tools, which stands alone); and the one listing of a run's checkpoint-N directories."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,3 +20,13 @@ def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
     if os.path.exists(target):
         shutil.rmtree(target)
     os.replace(tmp, target)
+
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """A run directory's checkpoint-N dirs in step order (recipes name them in from_sft; runs resume from them)."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-*")
+             if p.is_dir() and (m := _CKPT.match(p.name))]
+    return [p for _, p in sorted(found)]

@@ -8,7 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ..train.run_dir import checkpoints
+from ..fileio import checkpoints
 from .errors import Problem
 from .loader import Resolved
 from .schema import command_of, known_keys, rlhf_only, schema

@@ -10,7 +10,6 @@ still tells infer/export which base model, template and tiling knobs it was trai
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Any
 
 import yaml
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, checkpoints
 
 RUN_RECORD = "run.json"
 RECIPE_COPY = "recipe.yaml"
 COMMAND_FILE = "command.sh"
-_CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def new_run_dir(output_dir: str | Path, recipe_name: str, add_version: bool = True) -> Path:
@@ -37,13 +35,6 @@ def new_run_dir(output_dir: str | Path, recipe_name: str, add_version: bool = Tr
         n += 1
         path = out / f"{recipe_name}-{stamp}-{n}"
     return path
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoint dirs in step order."""
-    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-*")
-             if p.is_dir() and (m := _CKPT.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:

@@ -60,7 +60,12 @@ TOOLKIT: dict[str, dict[str, Any]] = {
                                       "(NPROC_PER_NODE; the environment variable wins when set)."},
     "nnodes": {"type": "integer", "minimum": 1, "maximum": 4096, "x-swift": False,
                "description": "Nodes: >1 makes train.py print the command each node runs (NNODES, NODE_RANK, "
-                              "MASTER_ADDR, MASTER_PORT)."},
+                              "MASTER_ADDR, MASTER_PORT), or write a Slurm job script (--slurm). The nodes then "
+                              "also get a collective timeout: ddp_timeout 3600 unless the recipe sets it."},
+    "rdzv_timeout": {"type": "integer", "minimum": 1, "maximum": 86400, "x-swift": False,
+                     "description": "Multi-node runs: seconds node 0 waits for every node to join (and a node "
+                                    "waits to reach node 0) before failing with a named error; torchrun's static "
+                                    "rendezvous timeout (PET_RDZV_CONF=timeout=N). Default 600."},
     "stop_on_nan": {"type": "integer", "minimum": 0, "x-swift": False,
                     "description": "Stop the run after this many consecutive logged steps with a NaN or infinite "
                                    "loss (0 = only warn). Default 3."},
@@ -300,7 +305,8 @@ def generate() -> dict[str, Any]:
     version = swift.__version__
     swift_props = _with_rlhf(swift_properties("sft"), swift_properties("rlhf"))
     properties: dict[str, dict[str, Any]] = {}
-    for key in ("extends", "description", "internvl", "nproc_per_node", "nnodes", "stop_on_nan", "from_sft"):
+    for key in ("extends", "description", "internvl", "nproc_per_node", "nnodes", "rdzv_timeout", "stop_on_nan",
+                "from_sft"):
         properties[key] = TOOLKIT[key]
     for key in [*FIRST, *swift_props]:
         if key in properties or key not in swift_props:

@@ -13,9 +13,10 @@ import yaml
 
 from ..models import builtin
 from . import launch, preflight, run_dir as runs
+from .nodes import Nodes, diagnosis, node_commands
 from ..recipe import Recipe, RecipeError, load_recipe
 from .supervise import say
-from .swift_cmd import KNOB_ENV, SwiftCommand, launch_env, train_command
+from .swift_cmd import KNOB_ENV, RDZV_TIMEOUT_S, SwiftCommand, launch_env, train_command
 from ..versions import stack_versions
 
 EPILOG = """examples:
@@ -30,6 +31,8 @@ EPILOG = """examples:
   python train.py --keys lora                                 # every recipe key matching 'lora', with its help
   python train.py recipes/internvl3_5-8b-latex-ocr.yaml model=OpenGVLab/InternVL3_5-8B-HF --dry-run
                                                               # the -HF route: the model picks model_type/template
+  python train.py recipes/internvl3_5-241b-a28b-lora.yaml       # 2 nodes: prints each node's command
+  python train.py recipes/internvl3_5-241b-a28b-lora.yaml --slurm --partition gpu   # ... or writes the sbatch job
 
 swift's launch variables set in the environment win over the recipe, as in swift (a note says so):
 NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT and the tiling MAX_NUM, INPUT_SIZE,
@@ -83,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true",
                     help="continue this recipe's latest run (or --run-dir) from its last checkpoint, with the "
                          "run's own recorded recipe")
-    ap.add_argument("--run-dir", metavar="DIR", help="with --resume: the run directory to continue")
+    ap.add_argument("--run-dir", metavar="DIR",
+                    help="with --resume: the run directory to continue; otherwise the new run's (every node of a "
+                         "multi-node run names the same one)")
     ap.add_argument("--change-world-size", action="store_true",
                     help="with --resume: let NPROC_PER_NODE / NNODES in the environment change the recorded number "
                          "of processes (the effective batch size and data order change with it)")
@@ -105,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--master-port", type=_port, help="rendezvous port (default: 29500, or a free one on one node)")
     scale.add_argument("--model-parallel", action="store_true",
                        help="allow several visible GPUs with nproc_per_node=1 (swift's naive model parallelism)")
+    job = ap.add_argument_group("cluster job (Slurm)")
+    job.add_argument("--slurm", action="store_true",
+                     help="write an sbatch script that runs the recipe on its nnodes nodes (with --dry-run: print it)")
+    job.add_argument("--partition", help="with --slurm: #SBATCH --partition")
+    job.add_argument("--time", help="with --slurm: #SBATCH --time, e.g. 2-00:00:00")
+    job.add_argument("--account", help="with --slurm: #SBATCH --account")
+    job.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                     help="with --slurm: one more #SBATCH line, e.g. --sbatch=--qos=high (repeatable)")
     return ap
 
 
@@ -310,6 +323,9 @@ def _main(argv: list[str]) -> int:
         return 0
     if not args.recipe:
         parser.error("a recipe is required (or --list, --keys)")
+    if args.slurm and (args.resume or args.node_rank is not None):
+        parser.error("--slurm writes the job for every node (and resumes by itself when resubmitted): drop "
+                     + ("--resume" if args.resume else "--node-rank"))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     record = None
@@ -327,7 +343,8 @@ def _main(argv: list[str]) -> int:
         return _estimate(recipe, args)
     for note in _resume_world(recipe, args) if args.resume else _environment_wins(recipe):
         print(f"note: {note}", file=sys.stderr)
-    error = _check_nodes(args, recipe)
+    nodes = Nodes.of(int(recipe.data.get("nnodes", 1)), args.node_rank, args.master_addr, args.master_port)
+    error = nodes.problem(bool(args.run_dir), launching=not (args.dry_run or args.plan or args.slurm))
     if error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -341,35 +358,40 @@ def _main(argv: list[str]) -> int:
     for f in findings:
         print(f, file=sys.stderr)
     if any(f.severity == "error" for f in findings):
-        if not args.skip_preflight:
+        if args.slurm:
+            print("warning: --slurm: the preflight found the errors above here; every node runs it again when the "
+                  "job starts and stops on them, so fix them before submitting", file=sys.stderr)
+        elif not args.skip_preflight:
             print("error: preflight failed; fix the above (or pass --skip-preflight to launch anyway)",
                   file=sys.stderr)
             return 1
-        print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
+        else:
+            print("warning: --skip-preflight: launching despite preflight errors", file=sys.stderr)
     if not args.resume:
         resume_from = None
-        run_dir = runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
-        if (run_dir / runs.RUN_RECORD).exists() or runs.checkpoints(run_dir):
-            print(f"error: add_version is false and output_dir {run_dir} already holds a run (run.json or "
-                  f"checkpoints): a new run would overwrite its record; continue it with `--resume --run-dir "
-                  f"{run_dir}`, or set another output_dir", file=sys.stderr)
+        run_dir = Path(args.run_dir).resolve() if args.run_dir else \
+            runs.new_run_dir(data.get("output_dir", "output"), recipe.name, data.get("add_version", True))
+        if nodes.lead and ((run_dir / runs.RUN_RECORD).exists() or runs.checkpoints(run_dir)):
+            why = "--run-dir" if args.run_dir else "add_version is false and output_dir"
+            print(f"error: {why} {run_dir} already holds a run (run.json or checkpoints): a new run would "
+                  f"overwrite its record; continue it with `--resume --run-dir {run_dir}`, or choose another "
+                  f"directory", file=sys.stderr)
             return 1
     plan = None
-    if not args.resume and (args.plan or args.skip_preflight or not args.dry_run):
+    if not args.resume and nodes.lead and not args.slurm and (args.plan or args.skip_preflight or not args.dry_run):
         plan, code = _data_plan(data, recipe, args)
         if code:
             return code
     args.dry_run = args.dry_run or args.plan
-    master_addr = args.master_addr or os.environ.get("MASTER_ADDR")
-    node_rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
-    env_port = _env_int("MASTER_PORT")
-    if args.master_port is None and env_port is not None and not 1 <= env_port <= 65535:
-        print(f"error: MASTER_PORT={env_port} in the environment must be a TCP port (1-65535)", file=sys.stderr)
+    if nodes.port is not None and not 1 <= nodes.port <= 65535:
+        print(f"error: MASTER_PORT={nodes.port} in the environment must be a TCP port (1-65535)", file=sys.stderr)
         return 2
-    launch_vars = launch_env(data, node_rank, master_addr, args.master_port or env_port)
-    cmd = train_command(recipe, data, run_dir, resume_from, launch_vars)
-    if int(data.get("nnodes", 1)) > 1 and node_rank is None:
-        return _print_node_commands(args, int(data["nnodes"]), cmd)
+    cmd = train_command(recipe, data, run_dir, resume_from, launch_env(data, nodes.rank, nodes.addr, nodes.port))
+    if args.slurm:
+        return _slurm(args, recipe, data, run_dir, nodes)
+    if nodes.several and nodes.rank is None:
+        print("\n".join(node_commands(args.recipe, args.overrides, run_dir, nodes, cmd.shell())))
+        return 0
 
     print(f"# recipe {args.recipe}" + (f" (via {' <- '.join(p.name for p in recipe.chain[:-1])})"
                                         if len(recipe.chain) > 1 else ""))
@@ -381,15 +403,19 @@ def _main(argv: list[str]) -> int:
             print("# data plan: made at launch, or now with --plan (it loads the data through swift)")
         return 0
 
-    try:
-        _record(run_dir, recipe, args, cmd, resume_from, record, plan)
-    except OSError as e:
-        print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    if nodes.lead:                  # node N > 0 writes only its log: the record is node 0's
+        try:
+            _record(run_dir, recipe, args, cmd, resume_from, record, plan)
+        except OSError as e:
+            print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
+            return 1
     stamp = lambda: [runs.stamp_checkpoint(run_dir, c) for c in runs.checkpoints(run_dir)]  # noqa: E731
-    code = launch.run(cmd, run_dir, verbose=args.verbose, on_poll=stamp,
-                      stop_on_nan=int(recipe.data.get("stop_on_nan", 3)))
+    code = launch.run(cmd, run_dir, verbose=args.verbose, on_poll=stamp if nodes.lead else None,
+                      stop_on_nan=int(recipe.data.get("stop_on_nan", 3)), log_name=nodes.log_name,
+                      explain=lambda tail: diagnosis(tail, nodes, int(data.get("rdzv_timeout", RDZV_TIMEOUT_S))))
     resume = f"python train.py {shlex.quote(args.recipe)} --resume --run-dir {shlex.quote(str(run_dir))}"
+    if nodes.several:
+        resume = f"{resume} {shlex.join(nodes.argv(nodes.rank or 0))} (on every node, each with its own --node-rank)"
     if code == 0:
         say(f"[ok]    run directory: {run_dir}")
         last = runs.last_checkpoint(run_dir)
@@ -430,21 +456,6 @@ def _data_plan(data: dict, recipe: Recipe, args: argparse.Namespace):
     return plan, 0
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() else None
-
-
-def _check_nodes(args: argparse.Namespace, recipe: Recipe) -> str | None:
-    nnodes = int(recipe.data.get("nnodes", 1))
-    rank = args.node_rank if args.node_rank is not None else _env_int("NODE_RANK")
-    if rank is not None and rank >= nnodes:
-        return f"--node-rank {rank} does not exist with nnodes={nnodes} (ranks 0..{nnodes - 1})"
-    if nnodes > 1 and rank and not (args.master_addr or os.environ.get("MASTER_ADDR")):
-        return f"--node-rank {rank} needs --master-addr (the address of node 0), or MASTER_ADDR in the environment"
-    return None
-
-
 def _print_keys(pattern: str) -> int:
     from ..recipe.schema import schema
     props = schema()["properties"]
@@ -480,15 +491,25 @@ def _estimate(recipe: Recipe, args: argparse.Namespace) -> int:
     return 0 if est.fits else 1
 
 
-def _print_node_commands(args: argparse.Namespace, nnodes: int, cmd: SwiftCommand) -> int:
-    addr = shlex.quote(args.master_addr) if args.master_addr else "<rank-0 address>"
-    port = args.master_port or 29500
-    extra = " ".join(shlex.quote(o) for o in args.overrides)
-    print(f"# {nnodes} nodes: run on each node (same recipe, same data paths), node 0 first:")
-    for rank in range(nnodes):
-        print(f"python train.py {shlex.quote(args.recipe)} {extra + ' ' if extra else ''}--node-rank {rank} "
-              f"--master-addr {addr} --master-port {port}")
-    print("# each runs: " + cmd.shell().replace("NODE_RANK=0", "NODE_RANK=<rank>"))
+def _slurm(args: argparse.Namespace, recipe: Recipe, data: dict, run_dir: Path, nodes: Nodes) -> int:
+    """Write (or with --dry-run print) the sbatch script that runs this recipe on its nodes."""
+    from ..fileio import atomic_write_text
+    from .slurm import JobOptions, script
+    text = script(args.recipe, args.overrides, run_dir, nodes.count, int(data.get("nproc_per_node", 1)), recipe.name,
+                  JobOptions(args.partition, args.time, args.account, args.sbatch), args.master_port)
+    if args.dry_run:
+        print(text, end="")
+        return 0
+    path = run_dir / "job.sbatch"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)             # sbatch needs --output's directory to exist
+        atomic_write_text(path, text)
+        path.chmod(0o755)
+    except OSError as e:
+        print(f"error: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"# wrote {path} ({nodes.count} nodes x {int(data.get('nproc_per_node', 1))} GPUs)")
+    print(f"sbatch {shlex.quote(str(path))}")
     return 0
 
 

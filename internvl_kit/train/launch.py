@@ -119,14 +119,16 @@ def _pump(stream: IO[bytes], log: IO[bytes], echo: bool, tail: deque) -> None:
 
 
 def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan: int = 3,
-        on_poll: Callable[[], None] | None = None, print_fn: Callable[[str], None] = say) -> int:
+        on_poll: Callable[[], None] | None = None, print_fn: Callable[[str], None] = say,
+        log_name: str = "swift.log", explain: Callable[[list[str]], str | None] | None = None) -> int:
     """Start swift, show progress until it exits, and return its exit code (130 after Ctrl-C, EXIT_NAN
-    when the loss stayed NaN/inf for `stop_on_nan` logged steps)."""
+    when the loss stayed NaN/inf for `stop_on_nan` logged steps). `explain` turns the tail of a failed
+    run's log into a line saying why (a lost node, say)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     # swift reads its launcher and tiling variables from the environment: the child gets exactly the recorded
     # ones (the caller's were folded into the recipe, or refused on --resume), never a stray NPROC_PER_NODE
     env = {**{k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}, **cmd.env, "PYTHONUNBUFFERED": "1"}
-    log_path = run_dir / "swift.log"
+    log_path = run_dir / log_name
     follower = LogFollower(run_dir / "logging.jsonl")
     follower.offset = (run_dir / "logging.jsonl").stat().st_size if (run_dir / "logging.jsonl").exists() else 0
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -171,6 +173,9 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
         print_fn(f"[fail]  swift exited with code {code}; last lines of {log_path}:")
         for line in tail:
             print_fn(f"        {line}")
+        why = explain(list(tail)) if explain is not None else None
+        if why:
+            print_fn(why)
         if killed(code, tail):
             print_fn("[fail]  a training process was killed (SIGKILL): most likely out of memory (the kernel's OOM "
                      "killer). Lower per_device_train_batch_size, max_length or internvl.max_num, or use more GPUs "

@@ -15,7 +15,13 @@ PLUGIN_PATH = Path(__file__).with_name("swift_plugin.py")
 KNOB_ENV = {"max_num": "MAX_NUM", "input_size": "INPUT_SIZE",
             "video_max_num": "VIDEO_MAX_NUM", "video_segments": "VIDEO_SEGMENTS"}
 # What swift's launcher reads from the environment (torchrun's world), with the tiling variables.
-LAUNCH_VARS = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", *KNOB_ENV.values())
+LAUNCH_VARS = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "PET_RDZV_CONF",
+               *KNOB_ENV.values())
+# Multi-node bounds: how long node 0 waits for the others to join (torchrun's own default, 600 s, which the
+# recipe's rdzv_timeout replaces), and how long a collective may wait for a silent node (swift's ddp_timeout
+# default is 18,000,000 s: one hour still covers a ZeRO-3 checkpoint save of the largest model).
+RDZV_TIMEOUT_S = 600
+MULTI_NODE_DDP_TIMEOUT_S = 3600
 FIRST_KEYS = ("model", "model_type", "template")
 
 
@@ -100,9 +106,10 @@ def launch_env(data: dict[str, Any], node_rank: int | None = None, master_addr: 
     nproc, nnodes = int(data.get("nproc_per_node", 1)), int(data.get("nnodes", 1))
     if nproc > 1 or nnodes > 1:
         env = {"NPROC_PER_NODE": str(nproc)}
-        if nnodes > 1:
+        if nnodes > 1:           # torchrun reads PET_* as its own options: a node that never joins is an error
             env.update(NNODES=str(nnodes), NODE_RANK=str(node_rank or 0), MASTER_ADDR=master_addr or "127.0.0.1",
-                       MASTER_PORT=str(master_port or 29500))
+                       MASTER_PORT=str(master_port or 29500),
+                       PET_RDZV_CONF=f"timeout={int(data.get('rdzv_timeout', RDZV_TIMEOUT_S))}")
         else:
             env["MASTER_PORT"] = str(master_port or free_port())
         return env
@@ -131,6 +138,8 @@ def train_command(recipe: Recipe, data: dict[str, Any], run_dir: Path, resume_fr
     """Build `swift sft` (or `swift rlhf`, for a recipe with rlhf_type) for a validated recipe; `data` is
     recipe.data with builtin refs resolved."""
     command = command_of(data)
+    if int(data.get("nnodes", 1)) > 1 and "ddp_timeout" not in data:      # swift's default is 208 days: a hung
+        data = {**data, "ddp_timeout": MULTI_NODE_DDP_TIMEOUT_S}           # node would hold the others forever
     order = list(schema()["properties"])
     keys = [k for k in FIRST_KEYS if k in data]
     keys += sorted((k for k in data if is_swift_key(k) and k not in FIRST_KEYS

@@ -163,8 +163,12 @@ def test_multi_node_prints_each_nodes_command(tmp_path):
                   "--master-addr", "10.1.2.3")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert f"python train.py {DEMO} nnodes=2 nproc_per_node=4 output_dir={tmp_path} --node-rank 1 " \
-           f"--master-addr 10.1.2.3 --master-port 29500" in lines
+    (node1,) = [x for x in lines if x.startswith("python train.py") and "--node-rank 1 " in x]
+    assert node1.startswith(f"python train.py {DEMO} nnodes=2 nproc_per_node=4 output_dir={tmp_path} --run-dir "
+                            f"{tmp_path}/tiny-demo-")
+    assert node1.endswith(" --node-rank 1 --master-addr 10.1.2.3 --master-port 29500")
+    node0 = next(x for x in lines if "--node-rank 0 " in x)        # every node names the same run directory
+    assert node0.split("--node-rank")[0] == node1.split("--node-rank")[0]
     each = next(x for x in lines if x.startswith("# each runs:"))
     for var in ("NNODES=2", "NODE_RANK=<rank>", "MASTER_ADDR=10.1.2.3", "MASTER_PORT=29500", "NPROC_PER_NODE=4"):
         assert var in each
@@ -172,6 +176,15 @@ def test_multi_node_prints_each_nodes_command(tmp_path):
     out = run_cli("train.py", DEMO, "nnodes=2", "--node-rank", "1", "--master-addr", "10.1.2.3", "--dry-run",
                   f"output_dir={tmp_path}")
     assert out.returncode == 0 and "NODE_RANK=1" in out.stdout
+
+
+def test_a_node_without_the_shared_run_directory_is_refused(tmp_path):
+    out = run_cli("train.py", DEMO, "nnodes=2", "--node-rank", "1", "--master-addr", "10.1.2.3",
+                  f"output_dir={tmp_path}")
+    assert out.returncode == 2 and "every node must write into one run directory; pass the same --run-dir" in out.stderr
+    assert not list(tmp_path.iterdir())
+    out = run_cli("train.py", DEMO, "nnodes=2", "--slurm", "--resume", f"output_dir={tmp_path}")
+    assert out.returncode == 2 and "--slurm writes the job for every node" in out.stderr
 
 
 def test_several_visible_gpus_without_parallel_setting_are_refused(tmp_path):

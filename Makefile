@@ -5,15 +5,15 @@ PY ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-loaded setup clean
+.PHONY: demo test test-loaded setup chromium clean
 demo: $(STAMP)
 	$(VENV)/bin/python train.py recipes/tiny-demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 # The same suite beside two CPU-bound processes: it must hold on a busy machine too.
-test-loaded: $(STAMP)
+test-loaded: $(STAMP) chromium
 	$(VENV)/bin/python tests/load.py 2 -- $(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 setup: $(STAMP)
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	$(VENV)/bin/pip check
 	touch $(STAMP)
+
+# The report tests open pages in Debian's Chromium (Playwright drives it; it never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) output

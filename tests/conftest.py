@@ -188,7 +188,8 @@ _BUILT: dict[tuple[str, str], dict] = {}
 @pytest.fixture(scope="session")
 def overfit_run(variant, tmp_path_factory) -> dict:
     """A LoRA run on four solid-colour images, trained to answer their colour, with non-default tiling
-    (internvl.max_num=2) and max_length (256), one per variant: shared by the infer and export tests."""
+    (internvl.max_num=2) and max_length (256), reporting to TensorBoard, one per variant: shared by the infer,
+    export and report tests."""
     if ("overfit", variant.name) in _BUILT:
         return _BUILT["overfit", variant.name]
     import json
@@ -205,9 +206,10 @@ def overfit_run(variant, tmp_path_factory) -> dict:
     out = run_cli("train.py", "recipes/tiny-demo.yaml", *variant.overrides, f"dataset=[{data}]", "~val_dataset",
                   "num_train_epochs=60",
                   "save_steps=60", "eval_steps=1000", "logging_steps=10", "internvl.max_num=2", "max_length=256",
-                  f"output_dir={root / 'out'}")
+                  "report_to=[tensorboard]", f"output_dir={root / 'out'}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run,) = (root / "out").iterdir()
+    assert f"[ok]    report: {run / 'report.html'}" in out.stdout      # written when the training ended
     _BUILT["overfit", variant.name] = {"root": root, "data": data, "run": run, "checkpoint": run / "checkpoint-60",
                                        "variant": variant}
     return _BUILT["overfit", variant.name]

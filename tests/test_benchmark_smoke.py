@@ -20,3 +20,9 @@ def test_parity_classes_runs(tiny_model):
     out = run_cli("benchmarks/parity_classes.py", "--files", "12", "--template", "internvl3_5", timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "# internvl3_5: 12 files" in out.stdout and "agreed: " in out.stdout
+
+
+def test_bench_report_runs():
+    out = run_cli("benchmarks/bench_report.py", "--steps", "300", "--predictions", "20", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "predictions:       20 rows, 20 images" in out.stdout and "report size:" in out.stdout

@@ -59,7 +59,7 @@ def _project_files() -> list[Path]:
 
 def test_the_stage_packages_exist():
     pkg = ROOT / "internvl_kit"
-    for stage in ("models", "recipe", "train", "infer", "publish"):
+    for stage in ("models", "recipe", "train", "infer", "report", "publish"):
         assert (pkg / stage / "__init__.py").is_file(), stage
     flat = sorted(p.stem for p in pkg.glob("*.py") if p.stem != "__init__")
     assert flat == sorted(SHARED), f"modules left at the top of internvl_kit: {flat}"
@@ -128,4 +128,12 @@ def test_non_editable_install_runs_from_another_directory(tmp_path):
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "swift sft" in run.stdout and "--model" in run.stdout, run.stdout
+    # the report's stylesheet and script are package data: they travel in the wheel
+    (elsewhere / "run").mkdir()
+    (elsewhere / "run" / "logging.jsonl").write_text('{"loss": 2.0, "global_step/max_steps": "1/2"}\n'
+                                                     '{"loss": 1.0, "global_step/max_steps": "2/2"}\n')
+    rep = subprocess.run([str(vpy), "-m", "internvl_kit.report", "run"], cwd=elsewhere, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    assert "drawChart" in (elsewhere / "run" / "report.html").read_text()
 

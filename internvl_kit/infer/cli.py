@@ -232,7 +232,7 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
     scored = [r for r in rows if r.error is None]
     refs = [r.row["messages"][-1]["content"] for r in scored]
     metrics = {name: score([col[r.line].text for r in scored], refs) for name, col in columns.items()}
-    report = {"checkpoint": str(info.path), "dataset": source, "metrics": metrics,
+    report = {"checkpoint": str(info.path), "dataset": source, "predictions": str(Path(out).resolve()), "metrics": metrics,
               "failed_rows": [{"line": r.line, "error": r.error} for r in failed],
               "settings": {"template": info.template, "max_length": info.max_length, "env": info.env,
                            "max_new_tokens": args.max_new_tokens, "backend": args.backend}}
@@ -249,11 +249,25 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
                   f"model card will not show them", file=sys.stderr)
     _print_table(metrics)
     print(f"[ok]    predictions: {out}\n[ok]    metrics:     {metrics_path}")
+    _refresh_report(info)
     if failed:
         print(f"error: {len(failed)} of {len(rows)} row(s) could not run (see [skip] above; recorded with their "
               f"reason in {out.name}); the metrics cover the {len(scored)} that ran", file=sys.stderr)
         return EXIT_ROWS_FAILED
     return 0
+
+
+def _refresh_report(info: CheckpointInfo) -> None:
+    """A checkpoint of a train.py run: its run's report.html now shows these scores and predictions."""
+    run_dir = info.path.parent
+    if info.kind != "adapter" or info.export or not (run_dir / "run.json").is_file():
+        return
+    from ..train.run_report import refresh
+    path, why = refresh(run_dir, ended=False)          # a checkpoint may be scored while its run goes on
+    if path is not None:
+        print(f"[ok]    report:      {path}")
+    else:
+        print(f"warning: the run report was not refreshed: {why}", file=sys.stderr)
 
 
 def _print_table(metrics: dict[str, dict[str, Any]]) -> None:

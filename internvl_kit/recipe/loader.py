@@ -155,6 +155,20 @@ def apply_overrides(res: Resolved, overrides: list[str], problems: list[Problem]
         res.origins[path] = (CLI, None)
 
 
+def base_of(path: str | Path) -> dict[str, Any]:
+    """What the recipe's parents (its `extends:`) resolve to on their own: the base its own keys and the
+    overrides change (a run report shows the difference). Empty for a recipe without parents."""
+    data, _, _ = load_yaml(Path(path).resolve())
+    parents = data.get("extends") or []
+    problems: list[Problem] = []
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        ppath = Path(path).resolve().parent / str(parent)
+        if ppath.is_file():
+            merged = deep_merge(merged, _resolve_file(ppath, [Path(path).resolve()], problems, Resolved(data={})))
+    return copy.deepcopy(merged)
+
+
 def resolve(path: str | Path, overrides: list[str] | None = None) -> Resolved:
     """Load path with its parents and overrides; raises RecipeError listing every problem found."""
     problems: list[Problem] = []

@@ -15,6 +15,7 @@ from ..models import builtin
 from . import launch, preflight, run_dir as runs
 from .nodes import Nodes, diagnosis, node_commands
 from ..recipe import Recipe, RecipeError, load_recipe
+from ..recipe.loader import base_of
 from .supervise import say
 from .swift_cmd import KNOB_ENV, RDZV_TIMEOUT_S, SwiftCommand, launch_env, train_command
 from ..versions import stack_versions
@@ -416,6 +417,8 @@ def _main(argv: list[str]) -> int:
     resume = f"python train.py {shlex.quote(args.recipe)} --resume --run-dir {shlex.quote(str(run_dir))}"
     if nodes.several:
         resume = f"{resume} {shlex.join(nodes.argv(nodes.rank or 0))} (on every node, each with its own --node-rank)"
+    if nodes.lead and code != launch.EXIT_INTERRUPTED:     # curves up to a failure are worth a look too
+        _report(run_dir)
     if code == 0:
         say(f"[ok]    run directory: {run_dir}")
         last = runs.last_checkpoint(run_dir)
@@ -425,6 +428,16 @@ def _main(argv: list[str]) -> int:
         if not say(f"[stop]  resume with: {resume}"):      # stdout's reader left: the terminal still hears it
             say(f"[stop]  resume with: {resume}", file=sys.stderr)
     return code
+
+
+def _report(run_dir: Path) -> None:
+    from .run_report import refresh
+    path, why = refresh(run_dir)
+    if path is not None:
+        say(f"[ok]    report: {path} (open it in a browser; rebuild any time: python -m internvl_kit.report "
+            f"{shlex.quote(str(run_dir))})")
+    else:
+        say(f"warning: the run report was not written: {why}", file=sys.stderr)
 
 
 def _data_plan(data: dict, recipe: Recipe, args: argparse.Namespace):
@@ -544,6 +557,7 @@ def _record(run_dir: Path, recipe: Recipe, args: argparse.Namespace, cmd: SwiftC
         "recipe_chain": [str(p) for p in recipe.chain],
         "overrides": recipe.overrides,
         "recipe": recipe.data,
+        "recipe_base": base_of(args.recipe),
         "model": cmd.args[cmd.args.index("--model") + 1],
         "model_type": recipe.data["model_type"],
         "template": recipe.data["template"],

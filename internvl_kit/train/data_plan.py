@@ -53,6 +53,7 @@ class Plan:
     too_long_training: int = 0
     too_long_held_out: int = 0
     tokens: dict[str, int] = field(default_factory=dict)     # percentiles over the training rows
+    histogram: dict[str, list[int]] = field(default_factory=dict)   # training rows per token-length bin (edges, counts)
     token_note: str = ""
     effective_epochs: float | None = None
     image_tag: str | None = None       # how training rows lead into the text: "<image>\n" or "<image>" (glued)
@@ -137,6 +138,20 @@ def _percentiles(counts: Counter, totals: dict[str, int | None]) -> dict[str, in
     return out
 
 
+def _histogram(counts: Counter, totals: dict[str, int | None], bins: int = 24) -> dict[str, list[int]]:
+    """Training rows per token-length bin: `edges` has one more entry than `counts` (bin i is
+    edges[i] <= length < edges[i+1]); integer bins of equal width from the shortest row to the longest."""
+    lengths = [(totals[k], n) for k, n in counts.items() if totals.get(k) is not None]
+    if not lengths:
+        return {}
+    lo, hi = min(t for t, _ in lengths), max(t for t, _ in lengths)
+    width = max(1, -(-(hi - lo + 1) // bins))
+    out = [0] * -(-(hi - lo + 1) // width)
+    for length, n in lengths:
+        out[(length - lo) // width] += n
+    return {"edges": [lo + i * width for i in range(len(out) + 1)], "counts": out}
+
+
 def make(data: dict[str, Any], knobs: dict[str, int], recipe_file: str) -> tuple[Plan, list[Finding]]:
     """Load the recipe's data through swift (raises swift_data.DataLoadError) and plan it."""
     keys = [(k, e) for k in ("dataset", "val_dataset") for e in data.get(k) or []]
@@ -193,6 +208,7 @@ def make(data: dict[str, Any], knobs: dict[str, int], recipe_file: str) -> tuple
         plan.too_long_training = sum(n for k, n in in_train.items() if (rows.totals.get(k) or 0) > limit)
         plan.too_long_held_out = sum(n for k, n in in_held.items() if (rows.totals.get(k) or 0) > limit)
     plan.tokens = _percentiles(in_train, rows.totals)
+    plan.histogram = _histogram(in_train, rows.totals)
     epochs = float(data.get("num_train_epochs", swift_data.setting(data, "num_train_epochs") or 1))
     if plan.training_unique:
         plan.effective_epochs = round(epochs * plan.training / plan.training_unique, 2)

@@ -19,6 +19,7 @@ from .swift_cmd import LAUNCH_VARS, SwiftCommand
 POLL_S = 0.5
 TAIL_LINES = 40
 EXIT_NAN = 3        # stopped by the toolkit: the loss stayed NaN/inf
+EXIT_INTERRUPTED = 130   # Ctrl-C or SIGTERM: swift was stopped
 # How a worker killed by the kernel's OOM killer shows: our child's code, or torchrun's report of a worker.
 KILLED_CODES = (137, 247, -9)
 KILLED_MARKS = ("exitcode  : -9", "Signals.SIGKILL", "Signal 9 (SIGKILL)")
@@ -161,7 +162,7 @@ def run(cmd: SwiftCommand, run_dir: Path, *, verbose: bool = False, stop_on_nan:
     if losses:
         print_fn(f"[loss]  {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
     if interrupted:
-        return 130
+        return EXIT_INTERRUPTED
     if nan_stop:
         return EXIT_NAN
     if code != 0 and aborted_at_exit(code, log_tail(log_path)) and any("train_runtime" in r for r in follower.rows):

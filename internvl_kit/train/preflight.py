@@ -123,6 +123,26 @@ def check_tile_size(data: dict[str, Any], knobs: dict[str, int], recipe_file: st
     return []
 
 
+# report_to integrations -> the modules transformers imports for them (any one will do)
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "swanlab": ("swanlab",),
+            "mlflow": ("mlflow",), "clearml": ("clearml",), "comet_ml": ("comet_ml",), "dvclive": ("dvclive",),
+            "trackio": ("trackio",), "azure_ml": ("azureml",), "dagshub": ("dagshub",), "flyte": ("flytekit",),
+            "codecarbon": ("codecarbon",)}
+
+
+def check_trackers(data: dict[str, Any], recipe_file: str) -> list[Finding]:
+    """A report_to integration that is not installed stops transformers after the model has loaded."""
+    from importlib.util import find_spec
+    wanted = data.get("report_to") or []
+    out = []
+    for name in [wanted] if isinstance(wanted, str) else wanted:
+        modules = TRACKERS.get(str(name))
+        if modules and not any(find_spec(m) for m in modules):
+            out.append(Finding("error", f"{recipe_file}: report_to", f"{name}: the {modules[0]} package is not "
+                                                                   f"installed here (pip install {modules[0]})"))
+    return out
+
+
 def recipe_settings(recipe: str) -> dict[str, Any]:
     """data_tools' `--recipe` (entry point data_tools.recipe_reader): a recipe's data settings; ValueError
     with the recipe's own message when it does not load."""
@@ -170,4 +190,4 @@ def run(data: dict[str, Any], recipe_file: str, knobs: dict[str, int] | None = N
     knobs = knobs or {}
     return (check_parallel(data, recipe_file, model_parallel) + check_tile_size(data, knobs, recipe_file)
             + check_datasets(data, recipe_file, pending) + check_output_dir(data, recipe_file)
-            + check_data(data, knobs, pending))
+            + check_trackers(data, recipe_file) + check_data(data, knobs, pending))

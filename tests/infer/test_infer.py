@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
+from browser_checks import check_page, filter_by
+from internvl_kit.report.browser import open_report
 from data_tools.tokens import Counter, TilingConfig
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +56,16 @@ def test_compare_base_shows_training_helped_and_rows_that_cannot_run_are_skipped
     assert "exact_match" in out.stdout and "diff" in out.stdout and "chrf" in out.stdout
     knobs = {"MAX_NUM": "2"} if overfit_run["variant"].is_hf else {"MAX_NUM": "2", "INPUT_SIZE": "56"}
     assert report["settings"]["env"] == knobs and report["settings"]["max_length"] == 256
+    # the run's report now shows these predictions, the rows that could not run first
+    page = overfit_run["run"] / "report.html"
+    assert f"[ok]    report:      {page}" in out.stdout
+    with open_report(page) as browser:
+        facts = check_page(browser, f"report-infer-{overfit_run['variant'].name}.png")
+        assert facts["entries"] == 7 and len(facts["images"]) == 5       # x.png and the non-JSON line have none
+        assert browser.evaluate("() => Array.from(document.querySelectorAll('.gallery .entry')).slice(0, 3).map("
+                                "e => e.querySelector('.meta').textContent)") == ["line 2", "line 4", "line 6"]
+        assert filter_by(browser, "error") == 3 and filter_by(browser, "better") >= 1
+        assert browser.evaluate("() => document.querySelector('#scores td.best') !== null")   # tuned beats base
 
 
 def test_run_knobs_are_reapplied(overfit_run, tmp_path):

@@ -63,6 +63,16 @@ def test_missing_dataset_fails_preflight_unless_skipped(tmp_path):
     assert out.returncode == 0 and "launching despite preflight errors" in out.stderr
 
 
+def test_a_tracker_that_is_not_installed_fails_preflight(tmp_path):
+    """report_to passes through to swift; one whose package is missing would stop transformers after loading."""
+    out = run_cli("train.py", DEMO, "--dry-run", "report_to=[tensorboard,swanlab]", f"output_dir={tmp_path}")
+    assert out.returncode == 1 and "--report_to" not in out.stdout
+    assert "report_to: error: swanlab: the swanlab package is not installed here (pip install swanlab)" in out.stderr
+    assert "tensorboard" not in out.stderr                              # installed (with the toolkit)
+    out = run_cli("train.py", DEMO, "--dry-run", "report_to=[tensorboard]", f"output_dir={tmp_path}")
+    assert out.returncode == 0 and "--report_to tensorboard" in out.stdout
+
+
 def test_argv_is_a_list_and_maps_keys_one_to_one(tmp_path):
     r = load_recipe(ROOT / DEMO, ["system=hello; rm -rf /", "target_modules=[q_proj,v_proj]"])
     cmd = train_command(r, {**r.data, "model": "/m", "dataset": ["/d.jsonl"], "val_dataset": ["/v.jsonl"]},

@@ -1,0 +1,1 @@
+"""The run report (report.html in every run directory) and the comparison of several runs."""

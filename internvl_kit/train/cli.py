@@ -417,8 +417,6 @@ def _main(argv: list[str]) -> int:
     resume = f"python train.py {shlex.quote(args.recipe)} --resume --run-dir {shlex.quote(str(run_dir))}"
     if nodes.several:
         resume = f"{resume} {shlex.join(nodes.argv(nodes.rank or 0))} (on every node, each with its own --node-rank)"
-    if nodes.lead and code != launch.EXIT_INTERRUPTED:     # curves up to a failure are worth a look too
-        _report(run_dir)
     if code == 0:
         say(f"[ok]    run directory: {run_dir}")
         last = runs.last_checkpoint(run_dir)
@@ -427,6 +425,8 @@ def _main(argv: list[str]) -> int:
     elif runs.last_checkpoint(run_dir) is not None and code != launch.EXIT_NAN:
         if not say(f"[stop]  resume with: {resume}"):      # stdout's reader left: the terminal still hears it
             say(f"[stop]  resume with: {resume}", file=sys.stderr)
+    if nodes.lead and code != launch.EXIT_INTERRUPTED:     # curves up to a failure are worth a look too
+        _report(run_dir)
     return code
 
 

@@ -142,11 +142,12 @@ class Thumbnails:
 
 
 def _thumbnail(path: str) -> str | None:
-    from PIL import Image, ImageOps
+    from PIL import Image
     try:
         with Image.open(path) as im:
             im.draft("RGB", THUMB_BOX)           # JPEGs decode at a fraction of their size: much faster
-            im = ImageOps.exif_transpose(im)     # as swift and the model see it
+            # no exif_transpose: swift's load_image ignores EXIF orientation, so the stored pixels are what
+            # the model saw, and what a reader must judge its answer against
             im = im.convert("RGB")
             im.thumbnail(THUMB_BOX)
             buf = io.BytesIO()

@@ -98,3 +98,20 @@ def test_status_of_an_unfinished_run(tmp_path):
     assert run_page.read(run).status == ("running", "in progress: 50 of 120 steps")
     assert run_page.read(run, ended=True).status == ("stopped", "not finished: 50 of 120 steps")   # train.py's word
     assert run_page.read(tmp_path / "empty").status[0] == "stopped"
+
+
+def test_thumbnails_show_the_stored_pixels_as_swift_does(tmp_path):
+    """swift's load_image ignores EXIF orientation: a thumbnail turned upright would not be what the model saw."""
+    import base64
+    import io
+
+    from PIL import Image
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # "rotate 90 CW to display"
+    Image.new("RGB", (200, 100), "red").save(path, exif=exif)
+    from swift.template.vision_utils import load_image
+    assert load_image(str(path)).size == (200, 100)   # the oracle: stored size, not the displayed 100x200
+    uri = predictions.Thumbnails()(str(path))
+    thumb = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert thumb.width > thumb.height

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", type=Path)
     _common(s)
     s.add_argument("--plot", type=Path, help="write a token-length histogram PNG with the max_length line")
+    s.add_argument("--draw", type=int, metavar="N", help="draw the boxes of N sampled grounding rows on their "
+                                                         "images, as swift reads them (into --draw-dir)")
+    s.add_argument("--draw-dir", type=Path, help="where --draw writes (default: ./<first file>-boxes)")
     s.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("split", help="deterministic train/val split; rows sharing an image stay together")

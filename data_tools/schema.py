@@ -26,8 +26,7 @@ ROW_SCHEMA: dict[str, Any] = {
         },
         "images": _MEDIA,
         "videos": _MEDIA,
-        "objects": {"type": "object",
-                    "properties": {"ref": {"type": "array"}, "bbox": {"type": "array"}}},
+        "objects": {"type": ["object", "string"]},      # swift parses a JSON string; grounding.py checks the rest
         "tools": {"type": ["array", "string"]},
     },
 }

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     longest: list[int] = []            # per row, its longer side: what max_length must hold
     pairs = 0
     report = Report()
+    grounded: list[tuple[Path, int, Sample]] = []       # rows with boxes, for --draw
 
     def measure(rec: dict, answers: int, pair: bool) -> None:
         nonlocal pairs
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         def keep(n: int, codes: list[str], sample: Sample | None, _f: Path = f) -> None:
             where = (n, seen.get(n, 0))
             seen[n] = where[1] + 1
+            if sample is not None and args.draw and sample.row.get("objects") is not None:
+                grounded.append((_f, n, sample))
             if sample is not None:
                 kept.append((where, record(_f, n, codes, sample, setup.options.counter, setup.options.max_num),
                              sum(m["role"] == "assistant" for m in sample.row["messages"]),
@@ -91,7 +94,29 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot(total, limit, args.plot)
         print(f"histogram: {args.plot}")
+    if args.draw:
+        out = args.draw_dir or Path(f"{args.files[0].stem}-boxes")
+        written = draw_sample(grounded, args.draw, out)
+        print(f"boxes: {len(written)} image(s) in {out}" if written else "boxes: no grounding rows to draw")
     return 0
+
+
+def draw_sample(rows: list[tuple[Path, int, Sample]], n: int, out: Path, seed: int = 0) -> list[Path]:
+    """N rows drawn at random (the same N for the same seed), each image with its boxes: FILE-LINE-IMAGE.png."""
+    import random
+
+    from .grounding import REFERENCE, draw, pixel_boxes
+    picked = sorted(random.Random(seed).sample(rows, min(n, len(rows))), key=lambda r: (str(r[0]), r[1]))
+    written = []
+    for path, line, sample in picked:
+        by_image: dict[int, list] = {}
+        for image, label, box in pixel_boxes(sample.row, sample.image_sizes):
+            by_image.setdefault(image, []).append((label, box, REFERENCE))
+        for image, boxes in sorted(by_image.items()):
+            ref = sample.row["images"][image]
+            if isinstance(ref, str) and Path(ref).is_file():
+                written.append(draw(ref, boxes, out / f"{path.stem}-{line}-{image}.png"))
+    return written
 
 
 def plot(lengths: list[int], limit: int | None, out: Path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import arrow_json
+from . import arrow_json, grounding
 from . import images as img
 from . import preference
 from .schema import ROLES, explain, fast_check
@@ -46,6 +46,7 @@ CODES = {
     "relative-path": "relative image path that only resolves against the dataset file",
     "file": "input file cannot be read",
     "rejected": "a preference row's rejected side swift refuses (null, equal to the chosen answer, a user turn)",
+    "grounding": "objects / <ref-object> / <bbox> that swift drops, fails on or reads otherwise than meant",
     # warnings
     "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "missing-tags": "fewer tags than media (swift prepends them)",
@@ -57,7 +58,7 @@ CODES = {
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
-          "too-long", "tools", "file", "mixed-formats", "rejected"}
+          "too-long", "tools", "file", "mixed-formats", "rejected", "grounding"}
 _PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
 MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
@@ -286,6 +287,8 @@ class Validator:
             found, checked = self.check_media(kind, files, dataset_dir, emit)
             sizes += found
             ok = ok and checked
+        if grounding.has_grounding(row):
+            grounding.problems(row, sizes, emit)
         rejected_sizes = None
         if preference.is_preference(row):
             rejected_sizes, checked = self._check_rejected(row, sizes, dataset_dir, emit)
@@ -382,7 +385,10 @@ class Validator:
             emit("video-length", "length not checked: video frames are sampled by swift at load time "
                                  "(VIDEO_SEGMENTS frames x tiles per frame x tokens per tile)")
             return None
-        total, sample.tokens = self._side_length(sample.row["messages"], sample.image_sizes, "", emit)
+        messages = sample.row["messages"]
+        if sample.row.get("objects") is not None:          # the tags as the template writes them
+            messages = grounding.render(messages, grounding.objects_of(sample.row), sample.image_sizes)
+        total, sample.tokens = self._side_length(messages, sample.image_sizes, "", emit)
         rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
         if rejected is not None:             # swift encodes each side on its own; either too long drops the pair
             sample.rejected_tokens, _ = self._side_length(rejected, sample.rejected_sizes, "rejected side: ", emit)

@@ -5,7 +5,7 @@ import argparse
 import gc
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend", choices=BACKENDS, default="transformers")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("-o", "--output", type=Path, help="predictions JSONL (default: CHECKPOINT/infer/<dataset>.jsonl)")
+    ap.add_argument("--draw", type=Path, metavar="DIR", help="grounding rows: draw each image with its reference "
+                                                            "(green) and predicted (magenta) boxes into DIR, misses first")
+    ap.add_argument("--draw-limit", type=int, default=50, help="at most this many images for --draw (default 50)")
     ap.add_argument("--dry-run", action="store_true", help="print the model, adapter and settings; load nothing")
     serve = ap.add_argument_group("--serve")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
@@ -152,6 +155,25 @@ class _Row:
     line: int
     row: dict[str, Any] | None          # None when the line is not a usable messages row
     error: str | None = None
+    sizes: list[tuple[int, int]] = field(default_factory=list)    # the images' stored sizes (as swift reads them)
+
+    @property
+    def objects(self) -> dict[str, Any] | None:
+        from data_tools.grounding import objects_of
+        objects = objects_of(self.row) if self.row else None
+        return objects if isinstance(objects, dict) else None
+
+    def request(self) -> tuple[list[dict[str, Any]], list[str], dict[str, Any] | None]:
+        return self.row["messages"][:-1], self.row["images"], self.objects
+
+    @property
+    def reference(self) -> str:
+        """The answer to score against, its <ref-object>/<bbox> written as swift writes them in training."""
+        messages = self.row["messages"]
+        if self.objects is None:
+            return messages[-1]["content"]
+        from data_tools.grounding import render
+        return render(messages, self.objects, self.sizes)[-1]["content"]
 
 
 def _read_dataset(path: Path) -> list[_Row]:
@@ -178,14 +200,15 @@ def _read_dataset(path: Path) -> list[_Row]:
                 continue
             images = row.get("images") or []
             row["images"] = [images] if isinstance(images, str) else images
-            bad = None
+            bad, sizes = None, []
             for p in row["images"]:
                 try:
-                    read_header(p)
+                    info = read_header(p)
+                    sizes.append((info.width, info.height))
                 except (ImageError, OSError) as e:
                     bad = f"image {p!r} does not open: {getattr(e, 'strerror', None) or e}"
                     break
-            rows.append(_Row(n, row, bad))
+            rows.append(_Row(n, row, bad, sizes))
     if not rows:
         raise _InputError(f"{path}: no rows")
     return rows
@@ -206,10 +229,10 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
         predictor = _predictor(info, model, adapter_path, args)
         for r in rows:
             if r.error is None:
-                r.error = predictor.problem(r.row["messages"][:-1], r.row["images"])
+                r.error = predictor.problem(*r.request())
         good = [r for r in rows if r.error is None]
         print(f"[infer] {name}: {len(good)} samples ...", flush=True)
-        answers = predictor.answer([(r.row["messages"][:-1], r.row["images"]) for r in good], progress=True)
+        answers = predictor.answer([r.request() for r in good], progress=True)
         columns[name] = {r.line: a for r, a in zip(good, answers)}
         del predictor
         gc.collect()
@@ -225,12 +248,14 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
         else:
             tuned = columns["tuned"][r.line]
             rec = dict(r.row, line=r.line, prediction=tuned.text, prompt_tokens=tuned.prompt_tokens)
+            if r.objects is not None:        # the boxes on the 0-1000 grid, as the predictions write them
+                rec["reference"] = r.reference
             for name in columns.keys() - {"tuned"}:
                 rec[f"prediction_{name}"] = columns[name][r.line].text
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(out, "\n".join(lines) + "\n")
     scored = [r for r in rows if r.error is None]
-    refs = [r.row["messages"][-1]["content"] for r in scored]
+    refs = [r.reference for r in scored]
     metrics = {name: score([col[r.line].text for r in scored], refs) for name, col in columns.items()}
     report = {"checkpoint": str(info.path), "dataset": source, "predictions": str(Path(out).resolve()), "metrics": metrics,
               "failed_rows": [{"line": r.line, "error": r.error} for r in failed],
@@ -249,12 +274,32 @@ def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace
                   f"model card will not show them", file=sys.stderr)
     _print_table(metrics)
     print(f"[ok]    predictions: {out}\n[ok]    metrics:     {metrics_path}")
+    if args.draw:
+        drawn = _draw(scored, columns["tuned"], args.draw, args.draw_limit)
+        print(f"[ok]    drawn:       {drawn} image(s) in {args.draw}" if drawn else
+              "[draw]  no row has boxes in its reference: nothing drawn")
     _refresh_report(info)
     if failed:
         print(f"error: {len(failed)} of {len(rows)} row(s) could not run (see [skip] above; recorded with their "
               f"reason in {out.name}); the metrics cover the {len(scored)} that ran", file=sys.stderr)
         return EXIT_ROWS_FAILED
     return 0
+
+
+def _draw(rows: list[_Row], answers: dict[int, Any], out: Path, limit: int) -> int:
+    """Each grounding row's first image with the reference and the predicted boxes, the misses first."""
+    from data_tools.grounding import PREDICTED, REFERENCE, draw
+    from . import boxes
+    scored = [(boxes.row_score(answers[r.line].text, r.reference), r) for r in rows if r.sizes]
+    scored = [(s, r) for s, r in scored if s is not None]
+    good = lambda s: s["hit"] if s["kind"] == "referring" else s["matched"] == s["reference"]  # noqa: E731
+    scored.sort(key=lambda sr: (good(sr[0]), sr[1].line))
+    for s, r in scored[:limit]:
+        width, height = r.sizes[0]
+        shapes = [(b.label or "", b.pixels(width, height), PREDICTED) for b in boxes.parse(answers[r.line].text)]
+        shapes += [(b.label or "", b.pixels(width, height), REFERENCE) for b in boxes.parse(r.reference)]  # on top
+        draw(r.row["images"][0], shapes, out / f"line-{r.line}.png")
+    return min(limit, len(scored))
 
 
 def _refresh_report(info: CheckpointInfo) -> None:
@@ -272,6 +317,7 @@ def _refresh_report(info: CheckpointInfo) -> None:
 
 def _print_table(metrics: dict[str, dict[str, Any]]) -> None:
     names = ["exact_match", "normalized_exact_match", "cer", "chrf", "bleu"]
+    names += [k for k in ("mean_iou", "acc_at_0.5", "precision_at_0.5", "recall_at_0.5") if k in metrics["tuned"]]
     cols = [c for c in ("base", "tuned") if c in metrics]
     if not all(metrics[c].get("samples") for c in cols):
         print("metrics: no row ran")

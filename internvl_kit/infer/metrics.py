@@ -4,11 +4,14 @@ Which to read: exact match for short closed answers (classes, colours, numbers);
 for LaTeX OCR (spacing-insensitive); CER for OCR and transcription of any length; chrF for short free
 text (character n-grams, meaningful from one word up); BLEU only for sentence-length answers: its 4-gram
 precision is 0 for answers under four words, so it is reported only when references average >= 4 words.
+Answers with boxes (grounding) also get mean IoU and Acc@0.5, or precision and recall at IoU 0.5 (boxes.py).
 """
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from . import boxes
 
 # LaTeX spacing commands that change layout, not content.
 _LATEX_SPACE = re.compile(r"\\(?:,|;|:|!|\s|quad\b|qquad\b|enspace\b|thinspace\b)|~")
@@ -59,4 +62,5 @@ def score(preds: list[str], refs: list[str]) -> dict[str, Any]:
         "chrf": sacrebleu.corpus_chrf(preds, [refs]).score,
         "bleu": sacrebleu.corpus_bleu(preds, [refs]).score if words >= BLEU_MIN_WORDS else None,
         "reference_words": words,
+        **boxes.score(preds, refs),         # IoU, Acc@0.5, precision/recall when the references hold boxes
     }

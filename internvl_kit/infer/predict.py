@@ -74,24 +74,33 @@ class Predictor:
             self.engine.template.max_length = info.max_length
         self.max_new_tokens = max_new_tokens
 
-    def problem(self, messages: list[dict[str, str]], images: list[str]) -> str | None:
+    def problem(self, messages: list[dict[str, str]], images: list[str], objects: dict | None = None) -> str | None:
         """Why swift cannot run this request (too long for max_length, an image that does not load), or None.
         It is swift's own template that encodes it, so what passes here runs."""
-        from swift.infer_engine import InferRequest
         try:
-            self.engine.template.encode(InferRequest(messages=[dict(m) for m in messages], images=list(images)))
+            self.engine.template.encode(_request(messages, images, objects))
         except Exception as e:  # noqa: BLE001 - the template raises many types; each is a reason to skip the row
             text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             return f"{type(e).__name__}: {text}"
         return None
 
-    def answer(self, batch: list[tuple[list[dict[str, str]], list[str]]], progress: bool = False) -> list[Answer]:
-        """Greedy answers for (messages ending with a user turn, image paths) pairs."""
-        from swift.infer_engine import InferRequest, RequestConfig
-        requests = [InferRequest(messages=[dict(m) for m in msgs], images=list(images)) for msgs, images in batch]
+    def answer(self, batch: list[tuple], progress: bool = False) -> list[Answer]:
+        """Greedy answers for (messages ending with a user turn, image paths[, grounding objects]) tuples."""
+        from swift.infer_engine import RequestConfig
+        requests = [_request(*item) for item in batch]
         config = RequestConfig(max_tokens=self.max_new_tokens, temperature=0)
         out = []
         for resp in self.engine.infer(requests, config, use_tqdm=progress):
             usage = getattr(resp, "usage", None)
             out.append(Answer(resp.choices[0].message.content or "", getattr(usage, "prompt_tokens", None)))
         return out
+
+
+def _request(messages: list[dict[str, str]], images: list[str], objects: dict | None = None):
+    """swift's request; a grounding row's objects go along (copied: the template normalises them in place), so
+    swift itself writes the question's <ref-object> as it did in training."""
+    import copy
+
+    from swift.infer_engine import InferRequest
+    return InferRequest(messages=[dict(m) for m in messages], images=list(images),
+                        objects=copy.deepcopy(objects) if objects else {})

@@ -7,11 +7,14 @@ from html import escape
 from importlib import resources
 from typing import Any, Iterable
 
+from ..infer import boxes
 from .formulas import to_mathml
 from .predictions import Row, Scoring, Thumbnails
 
 METRICS = (("exact_match", "exact match", max), ("normalized_exact_match", "normalized exact match", max),
            ("cer", "CER", min), ("chrf", "chrF", max), ("bleu", "BLEU", max), ("samples", "samples", None))
+BOX_METRICS = (("mean_iou", "mean IoU", max), ("acc_at_0.5", "Acc@0.5", max),
+               ("precision_at_0.5", "precision@0.5", max), ("recall_at_0.5", "recall@0.5", max))
 FILTERS = (("all", "all rows"), ("failures", "failures"), ("wrong", "wrong answers"), ("error", "could not run"),
            ("correct", "correct"), ("better", "tuned right, base wrong"), ("worse", "tuned wrong, base right"))
 
@@ -57,7 +60,8 @@ def number(value: Any, digits: int = 3) -> str:
 def metrics_table(columns: list[tuple[str, dict[str, Any]]]) -> str:
     """Metrics side by side, the best of each row in bold (lower CER, higher everything else)."""
     rows = []
-    for key, label, best in METRICS:
+    present = [m for m in BOX_METRICS if any(m[0] in c for _, c in columns)]    # grounding scores, when any
+    for key, label, best in METRICS[:-1] + tuple(present) + METRICS[-1:]:
         values = [m.get(key) for _, m in columns]
         known = [v for v in values if isinstance(v, (int, float))]
         top = best(known) if best and len(known) > 1 and len(set(known)) > 1 else None
@@ -76,12 +80,30 @@ def text_or_formula(text: str, latex: bool) -> str:
             else f'{source}<span class="warn"> (not a valid formula)</span>')
 
 
-def thumbs(row: Row, thumbnails: Thumbnails) -> str:
+BOX_COLOURS = {"reference": "#1eaa3c", "answer": "#c81ec8"}      # as infer.py --draw draws them
+
+
+def _overlay(row: Row, answers: list[tuple[str, Any]]) -> str:
+    """The reference's and the first answer's boxes over the first image: the 0-1000 grid is the SVG's viewBox,
+    stretched to the image, so no pixel size is needed."""
+    shapes = [(b, "reference") for b in boxes.parse(row.reference)]
+    first = next((a for _, a in answers if a is not None), None)
+    shapes += [(b, "answer") for b in boxes.parse(first.text)] if first is not None else []
+    if not shapes:
+        return ""
+    rects = "".join(f'<rect class="box-{kind}" x="{b.x1:g}" y="{b.y1:g}" width="{b.x2 - b.x1:g}" height="{b.y2 - b.y1:g}" '
+                    f'fill="none" stroke="{BOX_COLOURS[kind]}" stroke-width="14"><title>{escape(kind)}'
+                    f'{": " + escape(b.label) if b.label else ""}</title></rect>' for b, kind in shapes)
+    return f'<svg class="boxes" viewBox="0 0 1000 1000" preserveAspectRatio="none">{rects}</svg>'
+
+
+def thumbs(row: Row, thumbnails: Thumbnails, answers: list[tuple[str, Any]] = ()) -> str:
     out = []
-    for path in row.images:
+    for i, path in enumerate(row.images):
         uri = thumbnails(path)
-        out.append(f'<img src="{uri}" alt="{escape(path)}" title="{escape(path)}">' if uri
-                   else f'<div class="noimg" title="{escape(path)}">image not found</div>')
+        overlay = _overlay(row, list(answers)) if i == 0 and uri else ""
+        out.append(f'<div class="thumb"><img src="{uri}" alt="{escape(path)}" title="{escape(path)}">{overlay}</div>'
+                   if uri else f'<div class="noimg" title="{escape(path)}">image not found</div>')
     return "".join(out) or '<div class="noimg">no image</div>'
 
 
@@ -120,7 +142,7 @@ def _prompt(text: str) -> str:
 def entry(row: Row, thumbnails: Thumbnails, answers: list[tuple[str, Any]], status: str, search: str) -> str:
     error = f'<div class="warn">could not run: {escape(row.error)}</div>' if row.error else ""
     return (f'<article class="entry row s-{escape(row.status)}" data-status="{escape(status)}" '
-            f'data-search="{escape(search.lower())}"><div class="thumbs">{thumbs(row, thumbnails)}</div>'
+            f'data-search="{escape(search.lower())}"><div class="thumbs">{thumbs(row, thumbnails, answers)}</div>'
             f'<div><div class="meta">line {row.line}</div><div><b>prompt</b> {_prompt(row.prompt)}</div>'
             f'<div class="answers"><span class="who">reference</span>'
             f'<span>{text_or_formula(row.reference, row.latex)}</span>{answer_lines(answers, row.latex)}</div>'

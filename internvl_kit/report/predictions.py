@@ -115,6 +115,7 @@ def load(metrics_file: Path, report: dict[str, Any], predictions: Path) -> Scori
                 continue
             messages = rec.get("messages") if isinstance(rec.get("messages"), list) else []
             reference = str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
+            reference = rec["reference"] if isinstance(rec.get("reference"), str) else reference   # boxes written out
             images = rec.get("images") or []
             row = Row(int(rec.get("line", n)), _prompt(messages), reference,
                       [images] if isinstance(images, str) else [str(i) for i in images], error=rec.get("error"))

@@ -110,7 +110,7 @@ class _Rows:
             return key
         codes: list[tuple[str, str]] = []
         emit = lambda code, message: codes.append((code, message))  # noqa: E731
-        msgs = {"messages": row["messages"], **({"videos": row["videos"]} if row.get("videos") else {})}
+        msgs = {"messages": row["messages"], **{k: row[k] for k in ("videos", "objects") if row.get(k)}}
         sample = self.validator.check_loaded(msgs, swift_data.image_refs(row), emit)
         total = self.validator.check_length(sample, lambda *_: None) if sample is not None else None
         self.totals[key] = total

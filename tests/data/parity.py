@@ -26,6 +26,10 @@ DELIBERATE = (
     ("extra-tags", None),                                               # swift keeps the tags as literal text
     ("roles", re.compile(r"messages\[[01]\] is 'assistant' where 'user'")),   # starts with the assistant
     ("roles", re.compile(r"the last message is not the assistant's")),        # ends on the user
+    # grounding rows swift trains on, but not as the user meant (data_tools/grounding.py)
+    ("grounding", re.compile(r"swift keeps the (last \d+ <|tags as literal)|swift ignores the last|swift swaps "
+                             r"them|outside its \d+x\d+ image|norm1 but a value outside|look normalised|reads its "
+                             r"characters|swift knows 'real'|boxes but no image|other rows of the file give")),
 )
 
 

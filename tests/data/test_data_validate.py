@@ -209,3 +209,36 @@ def test_tilde_paths_expand_without_root_image_dir(tmp_path, monkeypatch):
     issues = []
     Validator(Options()).validate_file(data, Report(), issues.append)
     assert not issues, issues
+
+
+def test_grounding_rows_are_checked_and_drawn(tmp_path):
+    """validate names each grounding fault; stats --draw puts the boxes at the file's own pixels."""
+    from data_tools.cli import main
+    img = tmp_path / "a.png"
+    Image.new("RGB", (200, 100), "white").save(img)
+    ask = [{"role": "user", "content": "<image>Where is <ref-object>?"}, {"role": "assistant", "content": "<bbox>"}]
+    rows = [{"messages": ask, "images": [str(img)], "objects": {"ref": ["cat"], "bbox": [[10, 20, 110, 80]]}},
+            {"messages": ask, "images": [str(img)], "objects": {"ref": ["cat"], "bbox": [[110, 20, 10, 80]]}},
+            {"messages": ask, "images": [str(img)], "objects": {"ref": ["cat"], "bbox": [[10, 20, 250, 80]]}},
+            {"messages": ask, "images": [str(img)], "objects": {"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]]}},
+            {"messages": ask, "images": [str(img)], "objects": {"ref": ["cat"], "bbox": [[1, 2, 3, 4]], "image_id": [2]}},
+            {"messages": ask, "images": [str(img)], "objects": {"ref": ["cat", "dog"], "bbox": [[1, 2, 3, 4]] * 2}},
+            {"messages": ask, "images": [str(img)]}]
+    data = tmp_path / "g.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_cli("-m", "data_tools", "validate", str(data), "--no-tokens")
+    assert out.returncode == 1
+    expected = {2: "swift swaps them silently", 3: "outside its 200x100 image", 4: "look normalised",
+                5: "image_id 2 but the row has 1 image(s); swift fails on the row",
+                6: "1 <ref-object> tag(s) but 2 objects.ref: swift ignores the last 1 ref entry",
+                7: "but no `objects`: swift keeps the tags as literal text"}
+    for line, text in expected.items():
+        assert any(x.startswith(f"{data}:{line}: error grounding: ") and text in x for x in out.stdout.splitlines()), \
+            (line, out.stdout)
+    assert f"{data}:1:" not in out.stdout
+    assert main(["stats", str(data), "--draw", "5", "--draw-dir", str(tmp_path / "d")]) == 0
+    (drawn,) = (tmp_path / "d").iterdir()                       # only line 1 is a clean grounding row
+    im = Image.open(drawn).convert("RGB")
+    scale = 320 / 100
+    from data_tools.grounding import REFERENCE
+    assert im.size == (640, 320) and im.getpixel((round(10 * scale) + 1, round(50 * scale))) == REFERENCE

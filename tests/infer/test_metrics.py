@@ -59,3 +59,23 @@ def test_edit_distance_equals_the_textbook_dynamic_programme():
         a = "".join(rng.choice("ab{}^_ 公式") for _ in range(rng.randint(0, 40)))
         b = "".join(rng.choice("ab{}^_ 公式") for _ in range(rng.randint(0, 40)))
         assert edit_distance(a, b) == _textbook_distance(a, b), (a, b)
+
+
+def test_boxes_are_parsed_as_internvl_writes_them_and_scored_by_iou():
+    from internvl_kit.infer import boxes
+    parsed = boxes.parse("<ref>cat</ref><box>[[100, 200, 300, 400]]</box>, <box>[[30,40,10,20],[5,6,7,8]]</box>")
+    assert [(b.label, b.x1, b.y1, b.x2, b.y2) for b in parsed] == [
+        ("cat", 100, 200, 300, 400), (None, 10, 20, 30, 40), (None, 5, 6, 7, 8)]   # corners put in order
+    a, b = boxes.Box(None, 0, 0, 100, 100), boxes.Box(None, 50, 0, 150, 100)
+    assert boxes.iou(a, b) == pytest.approx(1 / 3) and boxes.iou(a, a) == 1.0
+    assert boxes.iou(a, boxes.Box(None, 200, 200, 300, 300)) == 0.0
+    # IoU on the grid is IoU in pixels: x and y scale by constants
+    px = [boxes.Box(None, *q.pixels(640, 480)) for q in (a, b)]
+    assert boxes.iou(*px) == pytest.approx(boxes.iou(a, b))
+    ref_one, ref_two = "<box>[[0, 0, 100, 100]]</box>", "<box>[[0, 0, 100, 100], [500, 500, 600, 600]]</box>"
+    m = boxes.score(["<box>[[0, 0, 100, 100]]</box>", "no box at all",
+                     "<box>[[0, 0, 100, 90], [900, 900, 950, 950], [0, 0, 99, 99]]</box>", "plain"],
+                    [ref_one, ref_one, ref_two, "plain"])
+    assert m["referring_rows"] == 2 and m["mean_iou"] == pytest.approx(0.5) and m["acc_at_0.5"] == 0.5
+    assert m["multi_box_rows"] == 1 and m["precision_at_0.5"] == pytest.approx(1 / 3) and m["recall_at_0.5"] == 0.5
+    assert m["box_rows"] == 3 and boxes.score(["a"], ["b"]) == {}

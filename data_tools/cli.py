@@ -42,12 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write one JSON line per row: file, line, verdict, error/warning codes, image sizes, "
                         "tokens (text / template / image / total) and tiles per image")
 
-    c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL, and "
+    c = sub.add_parser("convert", help="convert llava/sharegpt/internvl/alpaca/csv/tsv/hf to messages JSONL, "
                                        "preference pairs (pairs: question/chosen/rejected rows, RLAIF-V's too; mmpr: "
-                                       "InternVL's MMPR meta JSON) to swift's rejected_response rows")
+                                       "InternVL's MMPR meta JSON) to swift's rejected_response rows, and detection "
+                                       "data (coco, refcoco, odvg) to grounding rows")
     c.add_argument("input", type=Path)
     c.add_argument("--from", dest="fmt", required=True,
-                   choices=["llava", "sharegpt", "internvl", "alpaca", "csv", "tsv", "hf", "pairs", "mmpr"])
+                   choices=["llava", "sharegpt", "internvl", "alpaca", "csv", "tsv", "hf", "pairs", "mmpr",
+                            "coco", "refcoco", "odvg"])
     c.add_argument("-o", "--output", type=Path, required=True)
     c.add_argument("--image-root", type=Path, help="directory relative image paths are under "
                                                    "(default: the input file's directory)")
@@ -59,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--question-column", help="csv/tsv/hf: column with each row's question")
     c.add_argument("--rejected-column", help="csv/tsv/hf: column with a worse answer, for a preference pair "
                                              "(RLAIF-V: --text-column chosen --rejected-column rejected)")
-    c.add_argument("--prompt", help="csv/tsv/hf: one question for every row (instead of --question-column)")
+    c.add_argument("--prompt", help="csv/tsv/hf: one question for every row (instead of --question-column); "
+                                    "coco/refcoco/odvg: the question instead of the default (keep its <ref-object> "
+                                    "where there is one)")
+    c.add_argument("--per", choices=["image", "category"], default="image",
+                   help="coco: one row per image (every object), or per image and category")
+    c.add_argument("--instances", type=Path, help="refcoco: the COCO instances JSON its refs point into")
+    c.add_argument("--split", help="refcoco: only the refs of this split (train, val, testA, testB)")
     c.add_argument("--meta-relative", action="store_true",
                    help="internvl/mmpr: resolve a meta file's relative root/annotation against its own folder "
                         "(InternVL's convention, the default, is the current directory)")

@@ -6,6 +6,7 @@ alpaca: instruction / input / output (+ optional system, image(s))
 csv / tsv: an image column, an answer column and a question column or one --prompt for every row
 hf: a local Hugging Face dataset directory (parquet or save_to_disk arrow files) or a parquet file,
     with the same columns; embedded images are written out as files named by content hash
+coco / refcoco / odvg: detection and referring data as grounding rows (convert_boxes.py)
 
 Nothing is dropped silently: every input field that does not reach the output is reported per field,
 with a count and an example line. The input is never modified; the output is written to a temp file
@@ -339,6 +340,9 @@ def _records(args: argparse.Namespace, paths: Paths, notes: list[str]
                 n = reader.line_num
                 yield str(src), n, _guard(lambda r: _ocr_row(paths(r[args.image_column]), r, args), row), \
                     _dropped(row, _table_fields(args))
+    elif args.fmt in ("coco", "refcoco", "odvg"):
+        from .convert_boxes import READERS
+        yield from READERS[args.fmt](src, paths, args, Skip)
     else:
         for n, rec, raw in _hf_rows(src, args):
             yield str(src), n, rec, _dropped(raw, _table_fields(args))

@@ -25,7 +25,7 @@ def build(recipe: str | None = None, *, max_length: int | None = None, max_num: 
           model: str | None = None, template: str | None = None, tokenizer: str | None = None,
           image_root: str | None = None, deep: bool = False, tokens: bool = True) -> Setup:
     files: list[Path] = []
-    input_size = None
+    input_size = video_segments = video_max_num = None
     template_flag = template
     if recipe:
         settings = recipe_settings(recipe)
@@ -34,9 +34,10 @@ def build(recipe: str | None = None, *, max_length: int | None = None, max_num: 
         max_length = max_length or settings.get("max_length")
         max_num = max_num or settings.get("max_num")
         input_size = settings.get("input_size")
+        video_segments, video_max_num = settings.get("video_segments"), settings.get("video_max_num")
         files = [Path(f) for f in settings.get("files", [])]
     return make(model=model, template=template, max_length=max_length, max_num=max_num, input_size=input_size,
-                tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files,
+                video_segments=video_segments, video_max_num=video_max_num, tokenizer=tokenizer, image_root=image_root, deep=deep, tokens=tokens, files=files,
                 strict_template=template_flag is not None)
 
 
@@ -57,7 +58,8 @@ def recipe_settings(recipe: str) -> dict:
 
 
 def make(*, model: str | None, template: str | None, max_length: int | None, max_num: int | None,
-         input_size: int | None = None, tokenizer: str | None = None, image_root: str | None = None,
+         input_size: int | None = None, video_segments: int | None = None, video_max_num: int | None = None,
+         tokenizer: str | None = None, image_root: str | None = None,
          deep: bool = False, tokens: bool = True, files: list[Path] | None = None,
          strict_template: bool = False) -> Setup:
     """Options for resolved settings (train.py's preflight calls this with the recipe's values)."""
@@ -76,7 +78,7 @@ def make(*, model: str | None, template: str | None, max_length: int | None, max
         if tokenizer and not (tok_dir / "tokenizer.json").is_file():
             raise UsageError(f"--tokenizer {tokenizer}: no tokenizer.json there")
         model_dir = Path(model) if model and Path(model).is_dir() else tok_dir
-        tiling = TilingConfig.for_model(model_dir, template, max_num, input_size)
+        tiling = TilingConfig.for_model(model_dir, template, max_num, input_size, video_segments, video_max_num)
         opts.counter = Counter(template, tiling, tok_dir)
         how = f"exact (tokenizer of {tok_dir})" if tok_dir else \
             f"ESTIMATED: no local tokenizer for {model or 'the model'} (pass --tokenizer DIR for exact counts)"

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .tiling import num_tiles, tokens_per_tile
+from .video import VIDEO_MAX_NUM, VIDEO_SEGMENTS, VideoInfo
+from .video import knobs as video_knobs
 
 CHATML = dict(system_prefix="<|im_start|>system\n{{SYSTEM}}<|im_end|>\n",
               prompt="<|im_start|>user\n{{QUERY}}<|im_end|>\n<|im_start|>assistant\n",
@@ -32,7 +34,7 @@ TEMPLATES: dict[str, tuple[dict[str, str], str | None]] = {
 HF_TEMPLATES = {"internvl_hf"}
 CACHE_SIZE = 16384
 IMG_OPEN, IMG_CLOSE = "<img>", "</img>\n"
-_TAG = re.compile(r"(<image>)")
+_TAG = re.compile(r"(<image>|<video>)")
 SPECIAL = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|</?img>|<IMG_CONTEXT>")
 
 
@@ -68,10 +70,13 @@ class TilingConfig:
     max_num: int = 12
     min_num: int = 1
     hf: bool = False              # transformers' processor order for tie-breaking (internvl_hf)
+    video_segments: int = VIDEO_SEGMENTS      # chat route: frames per video
+    video_max_num: int = VIDEO_MAX_NUM        # chat route: tiles per frame (and per image beside a video)
 
     @classmethod
     def for_model(cls, model_dir: Path | None, template: str, max_num: int | None,
-                  input_size: int | None) -> "TilingConfig":
+                  input_size: int | None, video_segments: int | None = None,
+                  video_max_num: int | None = None) -> "TilingConfig":
         """Tiling of a template; for a local -HF model, its processor config decides tile size and defaults."""
         hf = template in HF_TEMPLATES
         cfg = cls(hf=hf)
@@ -89,6 +94,7 @@ class TilingConfig:
             cfg.tokens_per_tile = tokens_per_tile(cfg.tile)
         if max_num:
             cfg.max_num = max_num
+        cfg.video_segments, cfg.video_max_num = video_knobs(video_segments, video_max_num)
         return cfg
 
     def tiles(self, width: int, height: int, max_num: int | None = None) -> int:
@@ -142,8 +148,10 @@ class Counter:
             total += n
         return total
 
-    def text_pieces(self, messages: list[dict[str, Any]], n_images: int) -> tuple[list[str], int]:
-        """The text contexts swift tokenizes, and how many image slots they hold."""
+    def text_pieces(self, messages: list[dict[str, Any]], n_images: int,
+                    video_frames: list[int] = ()) -> tuple[list[str], int]:
+        """The text contexts swift tokenizes, and how many image slots they hold (a chat-route video's frames
+        are image slots; an -HF video's prompt is its own tokenized pieces). `video_frames`: frames per video."""
         system = None
         if messages and messages[0]["role"] == "system":
             system, messages = messages[0]["content"], messages[1:]
@@ -154,9 +162,10 @@ class Counter:
         # then tokenized together with the prompt around it
         losses = [0 if m.get("loss") is not None and not m["loss"] else 1 for m in messages]
         # swift prepends missing <image> tags to the first message (tags counted across all, system too)
-        missing = n_images - sum(c.count("<image>") for c in contents) - (system.count("<image>") if system else 0)
-        if missing > 0 and contents:
-            contents[0] = "<image>" * missing + contents[0]
+        for tag, n in (("<image>", n_images), ("<video>", len(video_frames))):
+            missing = n - sum(c.count(tag) for c in contents) - (system.count(tag) if system else 0)
+            if missing > 0 and contents:
+                contents[0] = tag * missing + contents[0]
         p = self.pieces
         stream: list[tuple[str, int]] = []
         if system:
@@ -178,12 +187,23 @@ class Counter:
             elif answers and not answers[-1][0].endswith(p["stop"]):   # an answer already ending in the stop
                 stream.append((p["suffix"], 1))                         # word gets no suffix
         items: list[tuple[str, int] | None] = []     # None = an image slot (its tokens are not text)
-        slots = 0
+        slots, videos, own = 0, 0, []                # own: an -HF video prompt's pieces, tokenized on their own
         for text, loss in stream:
-            for part in (_TAG.split(text) if "<image>" in text else (text,)):
+            for part in (_TAG.split(text) if "<image>" in text or "<video>" in text else (text,)):
                 if part == "<image>" and slots < n_images:
                     items += [(IMG_OPEN, 0), None, (IMG_CLOSE, 0)]
                     slots += 1
+                elif part == "<video>" and videos < len(video_frames):
+                    frames = video_frames[videos]
+                    videos += 1
+                    if self.tiling.hf:                # one token list: "Frame1: <img>..</img>\nFrame2: ..</img>\n"
+                        items.append(None)
+                        own += [f"Frame{i + 1}: " if i == 0 else f"\nFrame{i + 1}: " for i in range(frames)]
+                        own += ["<img>", "</img>"] * frames + ["\n"]
+                    else:                             # the frames become images, each "Frame{i}: " + image
+                        for i in range(frames):
+                            items += [(f"Frame{i + 1}: ", 0), (IMG_OPEN, 0), None, (IMG_CLOSE, 0)]
+                        slots += frames
                 elif part:
                     items.append((part, loss))
         out: list[str] = []
@@ -199,21 +219,34 @@ class Counter:
                 cur_loss = item[1]
         if cur:
             out.append("".join(cur))
-        return out, slots
+        return out + own, slots
+
+    def _tiles(self, image_sizes: list[tuple[int, int]], max_num: int | None,
+               videos: list[VideoInfo]) -> tuple[list[int], list[int]]:
+        """(tiles per image or chat-route frame, frames per video). On the chat route a sample with a video
+        tiles its images and its VIDEO_SEGMENTS frames with VIDEO_MAX_NUM; on -HF a frame is one tile."""
+        if not videos:
+            return [self.tiling.tiles(w, h, max_num) for w, h in image_sizes], []
+        if self.tiling.hf:
+            return [self.tiling.tiles(w, h, max_num) for w, h in image_sizes] + [1] * sum(v.frames for v in videos), \
+                [v.frames for v in videos]
+        segments, video_max = self.tiling.video_segments, self.tiling.video_max_num
+        frames = [self.tiling.tiles(v.width, v.height, video_max) for v in videos for _ in range(segments)]
+        return [self.tiling.tiles(w, h, video_max) for w, h in image_sizes] + frames, [segments] * len(videos)
 
     def total(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]],
-              max_num: int | None = None) -> int:
+              max_num: int | None = None, videos: list[VideoInfo] = ()) -> int:
         """Exactly len(input_ids) of swift's encode for this sample."""
-        pieces, _ = self.text_pieces(messages, len(image_sizes))
-        tiles = sum(self.tiling.tiles(w, h, max_num) for w, h in image_sizes)
-        return self.count_texts(pieces) + tiles * self.tiling.tokens_per_tile
+        tiles, frames = self._tiles(image_sizes, max_num, list(videos))
+        pieces, _ = self.text_pieces(messages, len(image_sizes), frames)
+        return self.count_texts(pieces) + sum(tiles) * self.tiling.tokens_per_tile
 
     def count(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]],
-              max_num: int | None = None) -> Breakdown:
+              max_num: int | None = None, videos: list[VideoInfo] = ()) -> Breakdown:
         """total() split into text / template / image tokens (for reports; costs a second tokenization)."""
-        pieces, _ = self.text_pieces(messages, len(image_sizes))
+        tiles, frames = self._tiles(image_sizes, max_num, list(videos))
+        pieces, _ = self.text_pieces(messages, len(image_sizes), frames)
         text_total = self.count_texts(pieces)
-        content = self.count_texts([m["content"].replace("<image>", "") for m in messages])
-        tiles = [self.tiling.tiles(w, h, max_num) for w, h in image_sizes]
+        content = self.count_texts([m["content"].replace("<image>", "").replace("<video>", "") for m in messages])
         return Breakdown(text=content, template=text_total - content,
                          image=sum(tiles) * self.tiling.tokens_per_tile, tiles=tiles)

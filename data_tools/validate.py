@@ -22,6 +22,8 @@ from . import preference
 from .schema import ROLES, explain, fast_check
 from .swift_rows import RowError, media_keys, normalize, template_forms
 from .tokens import Breakdown, Counter
+from .video import VideoError, VideoInfo
+from .video import read_header as read_video_header
 
 try:
     import orjson
@@ -47,6 +49,7 @@ CODES = {
     "file": "input file cannot be read",
     "rejected": "a preference row's rejected side swift refuses (null, equal to the chosen answer, a user turn)",
     "grounding": "objects / <ref-object> / <bbox> that swift drops, fails on or reads otherwise than meant",
+    "video-bad": "video file that does not open or has no video stream",
     # warnings
     "empty": "a message has empty content (swift trains on it; it teaches nothing)",
     "missing-tags": "fewer tags than media (swift prepends them)",
@@ -54,11 +57,10 @@ CODES = {
     "blank": "blank line",
     "remote-media": "remote media not checked",
     "image-damaged": "an image whose pixel data looks truncated (pixels not decoded without --deep)",
-    "video-length": "token length of a video sample not checked",
 }
 HEADER_CACHE = 8192      # images shared by rows are usually near each other
 ERRORS = {"utf8", "json", "schema", "roles", "extra-tags", "image-missing", "image-bad", "relative-path",
-          "too-long", "tools", "file", "mixed-formats", "rejected", "grounding"}
+          "too-long", "tools", "file", "mixed-formats", "rejected", "grounding", "video-bad"}
 _PATHLIKE = re.compile(r"\.[A-Za-z]{2,5}$")
 MAX_PATH = 2000           # swift takes a longer string for base64 without looking for a file
 
@@ -115,6 +117,7 @@ class Sample:
     rejected_sizes: list[tuple[int, int]] | None = None    # a preference row's rejected side (preference.py)
     tokens: Breakdown | None = None                         # check_length's counts, kept for the row's report
     rejected_tokens: int | None = None
+    videos: list[VideoInfo] = field(default_factory=list)   # the videos' headers (video.py)
 
 
 _ROLES = frozenset(ROLES)
@@ -197,6 +200,15 @@ class Validator:
             return base64.b64decode(ref), False
         except (binascii.Error, ValueError):
             return None, False
+
+    def video(self, path: str | bytes | tuple[int, int]) -> VideoInfo | str:
+        """A video's header, or why swift could not read it (a loaded row's video is taken as it is)."""
+        if not isinstance(path, str):
+            return "an inline video: not read"
+        try:
+            return read_video_header(path)
+        except VideoError as e:
+            return str(e)
 
     def header(self, src: str | bytes | tuple[int, int]) -> img.ImageInfo | str:
         """ImageInfo, or the reason the image is unreadable (files cached: images are often shared)."""
@@ -282,9 +294,9 @@ class Validator:
             elif 0 < len(files) and tags < len(files):
                 emit("missing-tags", f"{len(files)} {kind}s but {tags} <{kind}> tags; swift prepends "
                                      f"{len(files) - tags} tag(s) to the first user message")
-        sizes, ok = [], True
+        sizes, ok, videos = [], True, []
         for kind, files in medias.items():
-            found, checked = self.check_media(kind, files, dataset_dir, emit)
+            found, checked = self.check_media(kind, files, dataset_dir, emit, videos)
             sizes += found
             ok = ok and checked
         if grounding.has_grounding(row):
@@ -293,7 +305,7 @@ class Validator:
         if preference.is_preference(row):
             rejected_sizes, checked = self._check_rejected(row, sizes, dataset_dir, emit)
             ok = ok and checked
-        return Sample(row, sizes, rejected_sizes) if ok and not errors else None
+        return Sample(row, sizes, rejected_sizes, videos=videos) if ok and not errors else None
 
     def _check_rejected(self, row: dict[str, Any], sizes: list[tuple[int, int]], dataset_dir: Path,
                         emit: Callable[[str, str], None]) -> tuple[list[tuple[int, int]], bool]:
@@ -304,10 +316,10 @@ class Validator:
         files = _as_list(row.get("rejected_images"))
         return self.check_media("image", files, dataset_dir, emit) if files else (sizes, True)
 
-    def check_media(self, kind: str, files: list[str], dataset_dir: Path,
-                    emit: Callable[[str, str], None]) -> tuple[list[tuple[int, int]], bool]:
-        """Each media reference as swift's loader reads it: the image sizes found, and False when one is a URL
-        that is not checked offline."""
+    def check_media(self, kind: str, files: list[str], dataset_dir: Path, emit: Callable[[str, str], None],
+                    videos: list | None = None) -> tuple[list[tuple[int, int]], bool]:
+        """Each media reference as swift's loader reads it: the image sizes found (videos' headers go to
+        `videos`), and False when one is a URL that is not checked offline."""
         sizes, ok = [], True
         for ref in files:
             bare = ref.strip()
@@ -338,6 +350,12 @@ class Validator:
                                       f"will not find it; fix: absolute paths, or ROOT_IMAGE_DIR={dataset_dir}")
                 continue
             if kind == "video":
+                found = self.video(path)
+                if isinstance(found, str):
+                    emit("video-bad", f"video {_short(ref)}: {found}; swift fails on the row at encode (and in "
+                                      f"training replaces it with a random other row)")
+                elif videos is not None:
+                    videos.append(found)
                 continue
             info = self.header(path)
             wrapped = bare.startswith("data:") and "\n" in bare      # swift decodes its first line only
@@ -381,27 +399,29 @@ class Validator:
         """The chosen side's tokens; a preference row's rejected side is checked against max_length too."""
         if self.opts.counter is None:
             return None
-        if sample.row.get("videos"):
-            emit("video-length", "length not checked: video frames are sampled by swift at load time "
-                                 "(VIDEO_SEGMENTS frames x tiles per frame x tokens per tile)")
+        frames = {v.frames for v in sample.videos}
+        if len(frames) > 1 and self.opts.counter.tiling.hf:
+            emit("video-bad", f"videos of {' and '.join(map(str, sorted(frames)))} frames in one row: swift's -HF "
+                              f"template stacks every frame of a row's videos and fails on different counts; fix: "
+                              f"one video per row, or videos of equal length")
             return None
         messages = sample.row["messages"]
         if sample.row.get("objects") is not None:          # the tags as the template writes them
             messages = grounding.render(messages, grounding.objects_of(sample.row), sample.image_sizes)
-        total, sample.tokens = self._side_length(messages, sample.image_sizes, "", emit)
+        total, sample.tokens = self._side_length(messages, sample.image_sizes, "", emit, sample.videos)
         rejected = preference.rejected_messages(sample.row) if sample.rejected_sizes is not None else None
         if rejected is not None:             # swift encodes each side on its own; either too long drops the pair
             sample.rejected_tokens, _ = self._side_length(rejected, sample.rejected_sizes, "rejected side: ", emit)
         return total
 
     def _side_length(self, messages: list[dict[str, Any]], image_sizes: list[tuple[int, int]], side: str,
-                     emit: Callable[[str, str], None]) -> tuple[int, Breakdown | None]:
+                     emit: Callable[[str, str], None], videos: list[VideoInfo] = ()) -> tuple[int, Breakdown | None]:
         """The side's total tokens (and their split, when opts.breakdown), with too-long reported."""
         counter, limit = self.opts.counter, self.opts.max_length
-        b = counter.count(messages, image_sizes, self.opts.max_num) if self.opts.breakdown else None
-        total = b.total if b is not None else counter.total(messages, image_sizes, self.opts.max_num)
+        b = counter.count(messages, image_sizes, self.opts.max_num, videos) if self.opts.breakdown else None
+        total = b.total if b is not None else counter.total(messages, image_sizes, self.opts.max_num, videos)
         if limit is not None and total > limit:
-            b = b or counter.count(messages, image_sizes, self.opts.max_num)
+            b = b or counter.count(messages, image_sizes, self.opts.max_num, videos)
             tiles = "+".join(map(str, b.tiles)) or "0"
             fix = f"max_length={b.total}"
             current = self.opts.max_num or counter.tiling.max_num

@@ -163,8 +163,8 @@ class _Row:
         objects = objects_of(self.row) if self.row else None
         return objects if isinstance(objects, dict) else None
 
-    def request(self) -> tuple[list[dict[str, Any]], list[str], dict[str, Any] | None]:
-        return self.row["messages"][:-1], self.row["images"], self.objects
+    def request(self) -> tuple[list[dict[str, Any]], list[str], dict[str, Any] | None, list[str]]:
+        return self.row["messages"][:-1], self.row["images"], self.objects, self.row.get("videos") or []
 
     @property
     def reference(self) -> str:
@@ -200,8 +200,11 @@ def _read_dataset(path: Path) -> list[_Row]:
                 continue
             images = row.get("images") or []
             row["images"] = [images] if isinstance(images, str) else images
-            bad, sizes = None, []
-            for p in row["images"]:
+            videos = row.get("videos") or []
+            if videos:
+                row["videos"] = [videos] if isinstance(videos, str) else videos
+            bad, sizes = _video_problem(row.get("videos") or []), []
+            for p in row["images"] if bad is None else ():
                 try:
                     info = read_header(p)
                     sizes.append((info.width, info.height))
@@ -212,6 +215,16 @@ def _read_dataset(path: Path) -> list[_Row]:
     if not rows:
         raise _InputError(f"{path}: no rows")
     return rows
+
+
+def _video_problem(videos: list[str]) -> str | None:
+    from data_tools.video import VideoError, read_header
+    for v in videos:
+        try:
+            read_header(v)
+        except VideoError as e:
+            return f"video {v!r}: {e}"
+    return None
 
 
 def _dataset(info: CheckpointInfo, adapter: str | None, args: argparse.Namespace, dataset: Path, source: str) -> int:

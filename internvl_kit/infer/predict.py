@@ -74,18 +74,19 @@ class Predictor:
             self.engine.template.max_length = info.max_length
         self.max_new_tokens = max_new_tokens
 
-    def problem(self, messages: list[dict[str, str]], images: list[str], objects: dict | None = None) -> str | None:
+    def problem(self, messages: list[dict[str, str]], images: list[str], objects: dict | None = None,
+                videos: list[str] = ()) -> str | None:
         """Why swift cannot run this request (too long for max_length, an image that does not load), or None.
         It is swift's own template that encodes it, so what passes here runs."""
         try:
-            self.engine.template.encode(_request(messages, images, objects))
+            self.engine.template.encode(_request(messages, images, objects, videos))
         except Exception as e:  # noqa: BLE001 - the template raises many types; each is a reason to skip the row
             text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             return f"{type(e).__name__}: {text}"
         return None
 
     def answer(self, batch: list[tuple], progress: bool = False) -> list[Answer]:
-        """Greedy answers for (messages ending with a user turn, image paths[, grounding objects]) tuples."""
+        """Greedy answers for (messages ending with a user turn, image paths[, grounding objects[, videos]])."""
         from swift.infer_engine import RequestConfig
         requests = [_request(*item) for item in batch]
         config = RequestConfig(max_tokens=self.max_new_tokens, temperature=0)
@@ -96,11 +97,11 @@ class Predictor:
         return out
 
 
-def _request(messages: list[dict[str, str]], images: list[str], objects: dict | None = None):
-    """swift's request; a grounding row's objects go along (copied: the template normalises them in place), so
-    swift itself writes the question's <ref-object> as it did in training."""
+def _request(messages: list[dict[str, str]], images: list[str], objects: dict | None = None, videos: list[str] = ()):
+    """swift's request with the row's videos; a grounding row's objects go along (copied: the template normalises
+    them in place), so swift itself writes the question's <ref-object> as it did in training."""
     import copy
 
     from swift.infer_engine import InferRequest
-    return InferRequest(messages=[dict(m) for m in messages], images=list(images),
+    return InferRequest(messages=[dict(m) for m in messages], images=list(images), videos=list(videos),
                         objects=copy.deepcopy(objects) if objects else {})

@@ -98,7 +98,8 @@ class _Rows:
         self.error_codes = ERRORS
         self.setup = context.make(model=data.get("model"), template=data.get("template"),
                                   max_length=data.get("max_length"), max_num=knobs.get("max_num"),
-                                  input_size=knobs.get("input_size"))
+                                  input_size=knobs.get("input_size"), video_segments=knobs.get("video_segments"),
+                                  video_max_num=knobs.get("video_max_num"))
         self.validator = Validator(self.setup.options)
         self.totals: dict[str, int | None] = {}
         self.findings: list[Finding] = []

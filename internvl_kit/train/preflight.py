@@ -156,7 +156,9 @@ def recipe_settings(recipe: str) -> dict[str, Any]:
     files = [str(p) for key in ("dataset", "val_dataset") for e in data.get(key) or []
              if (p := local_dataset_path(e)) is not None]
     return {"model": data.get("model"), "template": data.get("template"), "max_length": data.get("max_length"),
-            "max_num": r.knobs.get("max_num"), "input_size": r.knobs.get("input_size"), "files": files}
+            "max_num": r.knobs.get("max_num"), "input_size": r.knobs.get("input_size"),
+            "video_segments": r.knobs.get("video_segments"), "video_max_num": r.knobs.get("video_max_num"),
+            "files": files}
 
 
 def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -> list[Finding]:
@@ -170,7 +172,8 @@ def check_data(data: dict[str, Any], knobs: dict[str, int], pending: set[str]) -
         return []
     setup = context.make(model=data.get("model"), template=data.get("template"),
                          max_length=data.get("max_length"), max_num=knobs.get("max_num"),
-                         input_size=knobs.get("input_size"), files=files)
+                         input_size=knobs.get("input_size"), video_segments=knobs.get("video_segments"),
+                         video_max_num=knobs.get("video_max_num"), files=files)
     report, issues = Report(), []
     validator = Validator(setup.options)
     for f in files:

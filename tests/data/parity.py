@@ -196,3 +196,15 @@ def compare(path: Path, markers: list[str], loaded: list[dict] | None, oracle: O
         else:
             tally["row refused by both"] += 1
     return out, tally
+
+
+def compare_files(files: list[tuple[Path, list[str]]]) -> tuple[list[str], collections.Counter]:
+    """Every file against every template: the disagreements (named by template and file) and the tally."""
+    found, tally = [], collections.Counter()
+    loaded = {path: swift_load(path) for path, _ in files}
+    for oracle in oracles():
+        for path, markers in files:
+            classes, agreed = compare(path, markers, loaded[path], oracle)
+            found += [f"{oracle.name} {path.name}: {c}" for c in classes]
+            tally += agreed
+    return found, tally

@@ -77,14 +77,16 @@ def test_every_code_is_reported_on_its_line(fixture_dir, tmp_path, monkeypatch):
     assert "swift resolves against the current directory" in out.stdout
 
 
-def test_video_samples_say_their_length_is_not_checked(fixture_dir, tmp_path):
+def test_a_file_that_is_no_video_is_an_error_and_a_remote_one_is_not_read(fixture_dir, tmp_path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not decoded")
     f = tmp_path / "v.jsonl"
-    f.write_text(json.dumps({"messages": [{"role": "user", "content": "<video>What happens?"},
-                                          {"role": "assistant", "content": "x"}], "videos": [str(clip)]}) + "\n")
+    rows = [{"messages": [{"role": "user", "content": "<video>What happens?"}, {"role": "assistant", "content": "x"}],
+             "videos": [v]} for v in (str(clip), "https://example.com/clip.mp4")]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = run_cli("-m", "data_tools", "validate", str(f), "--max-length", "100")
-    assert out.returncode == 0 and f"{f}:1: warning video-length" in out.stdout
+    assert out.returncode == 1 and f"{f}:1: error video-bad: video '{clip}': does not open as a video" in out.stdout
+    assert f"{f}:2: warning remote-media: video 'https://example.com/clip.mp4' is a URL" in out.stdout
 
 
 def test_missing_input_file_is_an_error_not_a_traceback(tmp_path):

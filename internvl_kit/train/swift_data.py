@@ -307,9 +307,22 @@ def export_rows(rows: Any, dest: Path) -> Path:
             else:
                 im.save(path)
             paths.append(str(path))
-        lines.append(json.dumps({"messages": row["messages"], "images": paths}, ensure_ascii=False))
+        lines.append(json.dumps({"messages": row["messages"], "images": paths, **_carried(row)}, ensure_ascii=False))
     out = dest / "rows.jsonl"
     atomic_write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def _carried(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's grounding objects and video paths, which infer.py passes to swift as training did. The loader's
+    columns give rows without them None-filled objects: those are left out."""
+    out: dict[str, Any] = {}
+    objects = row.get("objects")
+    if isinstance(objects, dict) and isinstance(objects.get("bbox"), list):
+        out["objects"] = {k: v for k, v in objects.items() if v is not None}
+    videos = [v for v in row.get("videos") or [] if isinstance(v, str)]
+    if videos:
+        out["videos"] = videos
     return out
 
 

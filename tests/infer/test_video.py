@@ -77,4 +77,4 @@ def test_a_broken_video_is_reported_with_its_line(tmp_path):
     out = run_cli("-m", "data_tools", "validate", str(data), "--no-tokens")
     assert out.returncode == 1
     (line,) = [x for x in out.stdout.splitlines() if x.startswith(f"{data}:2: error video-bad: video ")]
-    assert "broken.mp4" in line and "does not open as a video" in line       # a long path is shortened
+    assert "does not open as a video" in line            # (a long path is shortened in the message)
